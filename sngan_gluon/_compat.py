@@ -1,0 +1,19 @@
+"""Make ``import mxnet`` work on every supported Python.
+
+mxnet 1.9.1 still refers to the NumPy aliases ``np.bool``, ``np.int``, ... that
+NumPy 1.24 removed. On Python <= 3.11 the package pins NumPy 1.23.5, which still
+has them; Python 3.12 has no wheel that old, so this module puts the aliases
+back (they were plain builtins) before mxnet is imported. Every module of the
+package imports mxnet only after the package ``__init__`` imported this one.
+"""
+import builtins
+
+import numpy as np
+
+_REMOVED_ALIASES = ("bool", "int", "float", "complex", "object", "str")
+
+for _name in _REMOVED_ALIASES:
+    if _name not in np.__dict__:
+        setattr(np, _name, getattr(builtins, _name))
+
+import mxnet  # noqa: E402,F401  (imported here so the order above is guaranteed)
