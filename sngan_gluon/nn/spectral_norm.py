@@ -1,0 +1,197 @@
+"""The spectral normalization of a weight, written once for every SN layer.
+
+Miyato et al., "Spectral Normalization for Generative Adversarial Networks",
+ICLR 2018: a layer's weight ``W`` is replaced by ``W / sigma(W)`` (eq. 8), with
+``sigma(W)``, the largest singular value, estimated by power iteration
+(section 2.1, Algorithm 1) and a vector ``u`` that is carried from one training
+step to the next, so one iteration per step suffices.
+
+The weight reshape rule
+-----------------------
+``W`` is viewed as a matrix whose rows are the layer's *output* axis:
+
+* ``Dense`` ``(units, in_units)``, ``Conv*D`` ``(channels, in_channels/groups, *kernel)``
+  and ``Embedding`` ``(input_dim, output_dim)``: axis 0, so ``W_mat = W.reshape(W.shape[0], -1)``.
+* ``Conv*DTranspose`` ``(in_channels, channels/groups, *kernel)``: MXNet stores the
+  *input* channels first, so the output axis is axis 1 and
+  ``W_mat = W.swapaxes(0, 1).reshape(W.shape[1], -1)`` (as PyTorch's ``spectral_norm``
+  does with ``dim=1`` for its transposed convolutions).
+
+``u`` has shape ``(1, rows)``. For a 2-D weight the choice of rows does not
+change sigma (a matrix and its transpose share singular values); for
+``Embedding`` the rows are the table's entries (``input_dim``), as in the
+authors' ``SNEmbedID`` and PyTorch.
+
+How ``u`` is written inside a hybridized graph
+----------------------------------------------
+``u`` is a ``grad_req='null'`` Parameter, so it is saved with the weights and no
+optimizer touches it. Writing it from inside a graph needs an operator that
+mutates an input; MXNet's built-in ``sgd_mom_update`` mutates its ``mom``
+input, and with ``momentum=0, lr=1, wd=0`` it sets ``mom = -grad`` exactly. The
+value handed to it is ``where(is_train, u_new, u_old)``, so outside training it
+writes back the same bits. ``is_train`` comes from ``Dropout`` on a single one
+(``Dropout`` is the identity outside training and yields 0 or 2, never 1,
+inside it), which costs one random draw per call and no host round trip. The
+whole update is native graph code: no Python callback, the same operators
+hybridized or not, and no custom operator to register before ``SymbolBlock``
+can import an exported network.
+
+Gradients flow through ``W`` only: ``u`` and ``v`` are computed from
+``BlockGrad(W)`` and ``sigma = u^T W v`` is differentiated with ``u, v`` held
+constant, as in the paper's Algorithm 1 and PyTorch.
+"""
+import ctypes
+
+import mxnet as mx
+from mxnet import nd
+from mxnet.base import (_LIB, OpHandle, SymbolHandle, c_str, c_str_array, check_call,
+                        mx_uint)
+
+__all__ = ["weight_matrix", "power_iteration", "SpectralNormMixin"]
+
+
+def _compose_symbol(op_name, inputs, **attrs):
+    """Compose ``op_name`` on positional Symbol ``inputs``.
+
+    The generated ``mx.sym.sgd_mom_update`` wrapper passes its inputs by keyword,
+    which NNVM cannot match for operators without ``FListInputNames`` ("Not
+    enough argument"); positional composition works.
+    """
+    handle = OpHandle()
+    check_call(_LIB.NNGetOpHandle(c_str(op_name), ctypes.byref(handle)))
+    keys = list(attrs)
+    sym_handle = SymbolHandle()
+    check_call(_LIB.MXSymbolCreateAtomicSymbol(
+        handle, mx_uint(len(keys)), c_str_array(keys),
+        c_str_array([str(attrs[k]) for k in keys]), ctypes.byref(sym_handle)))
+    sym = mx.sym.Symbol(sym_handle)
+    sym._compose(*inputs, name=mx.name.NameManager.current.get(None, "sn_write_u"))
+    return sym
+
+
+def _assign(F, target, value):
+    """Write ``value`` into the Parameter array ``target`` in-graph; returns ``value``.
+
+    ``sgd_mom_update(weight=0, grad=-value, mom=target, lr=1, momentum=0)`` sets
+    ``mom = 0 * mom - 1 * (-value) = value`` bit for bit and outputs ``0 + value``.
+    """
+    attrs = dict(lr=1.0, momentum=0.0, wd=0.0, rescale_grad=1.0)
+    inputs = [F.zeros_like(value), F.negative(value), target]
+    if F is nd:
+        return nd.sgd_mom_update(*inputs, **attrs)
+    return _compose_symbol("sgd_mom_update", inputs, **attrs)
+
+
+def _is_train(F, like):
+    """A (1, 1) array: 1.0 inside ``autograd`` training mode, 0.0 outside it."""
+    one = F.ones_like(F.slice_axis(like, axis=1, begin=0, end=1))
+    return F.Dropout(one, p=0.5) != one
+
+
+def _l2_normalize(F, x, epsilon):
+    """``x / max(||x||, epsilon)`` for a row vector ``x`` of shape (1, n); also returns the norm."""
+    norm = F.sqrt(F.sum(F.square(x), axis=1, keepdims=True))
+    return F.broadcast_div(x, F.maximum(norm, epsilon)), norm
+
+
+def weight_matrix(F, weight, out_axis):
+    """``weight`` (out, ...) or, for ``out_axis=1``, (in, out, ...) -> matrix (out, -1)."""
+    if out_axis == 1:
+        weight = F.swapaxes(weight, 0, 1)
+    # flatten, not reshape: its shape stays unknown until the whole weight shape is,
+    # so deferred shape inference never hands `dot` a half-known matrix.
+    return F.flatten(weight)
+
+
+def power_iteration(F, w_mat, u, power_iterations, epsilon):
+    """Estimate the largest singular value of ``w_mat`` (paper, Algorithm 1).
+
+    Parameters
+    ----------
+    w_mat : (m, n) the weight as a matrix; gradients flow to it through ``sigma``.
+    u : (1, m) the carried left singular vector estimate.
+
+    Returns
+    -------
+    sigma : (1, 1) ``u_new^T W v``, differentiable in ``W`` with ``u_new, v`` constant.
+    u_new : (1, m) the advanced estimate (no gradient).
+
+    A vanishing ``W v`` (a zero weight) keeps the old ``u`` instead of collapsing
+    it to zero, so the estimate recovers when the weight becomes non-zero.
+    """
+    w_const = F.BlockGrad(w_mat)
+    u_new = u
+    for step in range(power_iterations):
+        v, _ = _l2_normalize(F, F.dot(u_new, w_const), epsilon)
+        v = F.BlockGrad(v)
+        # The last product uses the differentiable W: it is both the next u and
+        # the W v of sigma, so the iteration costs no extra matrix-vector product.
+        last = step == power_iterations - 1
+        wv = F.dot(v, w_mat if last else w_const, transpose_b=True)
+        candidate, norm = _l2_normalize(F, F.BlockGrad(wv), epsilon)
+        keep = F.broadcast_like(norm > epsilon, candidate)
+        u_new = F.BlockGrad(F.where(keep, candidate, u_new))
+    sigma = F.sum(u_new * wv, axis=1, keepdims=True)
+    return F.maximum(sigma, epsilon), u_new
+
+
+class SpectralNormMixin:
+    """Adds spectral normalization to a Gluon layer that has a ``weight`` Parameter.
+
+    A subclass lists this mixin before the Gluon layer (``class SNConv2D(
+    SpectralNormMixin, nn.Conv2D)``), calls :meth:`_init_spectral_norm` at the end
+    of its constructor and inherits :meth:`hybrid_forward`, which hands the
+    normalized weight to the Gluon layer's own ``hybrid_forward``.
+    """
+
+    #: Axis of the stored weight that indexes the layer's outputs (see module docstring).
+    _sn_out_axis = 0
+
+    def _init_spectral_norm(self, out_dim, power_iterations, epsilon):
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) \
+                or power_iterations < 1:
+            raise ValueError("%s: power_iterations must be an integer >= 1, got %r"
+                             % (type(self).__name__, power_iterations))
+        if not epsilon > 0:
+            raise ValueError("%s: epsilon must be > 0, got %r" % (type(self).__name__, epsilon))
+        self._power_iterations = power_iterations
+        self._epsilon = float(epsilon)
+        with self.name_scope():
+            self.u = self.params.get("u", shape=(1, out_dim), init=mx.init.Normal(1.0),
+                                     grad_req="null", differentiable=False)
+
+    @property
+    def power_iterations(self):
+        return self._power_iterations
+
+    def _spectral_weight(self, F, weight, u, write):
+        w_mat = weight_matrix(F, weight, self._sn_out_axis)
+        sigma, u_new = power_iteration(F, w_mat, u, self._power_iterations, self._epsilon)
+        if write:
+            written = _assign(F, u, F.where(F.broadcast_like(_is_train(F, u), u), u_new, u))
+            # The zero keeps the write in the graph: a node no output depends on is pruned.
+            sigma = F.broadcast_add(sigma, F.sum(F.BlockGrad(written), axis=1, keepdims=True) * 0)
+        shape = tuple([1] * len(self.weight.shape))
+        normalized = F.broadcast_div(weight, F.reshape(sigma, shape=shape))
+        # Ties the result's shape to the weight's in both directions, so deferred
+        # initialization can infer the weight from the layer's data (broadcast
+        # operators infer only forwards).
+        return F._internal._identity_with_attr_like_rhs(normalized, weight)
+
+    def hybrid_forward(self, F, x, weight, u, **kwargs):
+        return super().hybrid_forward(F, x, self._spectral_weight(F, weight, u, True), **kwargs)
+
+    def sigma(self, ctx=None):
+        """The sigma the next forward divides by, computed without advancing ``u``.
+
+        Returns a Python float (reads the value back to the host: not for hot loops).
+        """
+        weight, u = self.weight.data(ctx), self.u.data(ctx)
+        w_mat = weight_matrix(nd, weight, self._sn_out_axis)
+        sigma, _ = power_iteration(nd, w_mat, u, self._power_iterations, self._epsilon)
+        return float(sigma.asscalar())
+
+    def normalized_weight(self, ctx=None):
+        """``W / sigma`` as the next forward uses it, without advancing ``u``: NDArray."""
+        weight, u = self.weight.data(ctx), self.u.data(ctx)
+        return self._spectral_weight(nd, weight, u, False)
