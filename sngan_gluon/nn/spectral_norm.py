@@ -65,7 +65,10 @@ def _compose_symbol(op_name, inputs, **attrs):
         handle, mx_uint(len(keys)), c_str_array(keys),
         c_str_array([str(attrs[k]) for k in keys]), ctypes.byref(sym_handle)))
     sym = mx.sym.Symbol(sym_handle)
-    sym._compose(*inputs, name=mx.name.NameManager.current.get(None, "sn_write_u"))
+    manager = mx.name.NameManager._current
+    if not hasattr(manager, "value"):
+        manager.value = mx.name.NameManager()
+    sym._compose(*inputs, name=manager.value.get(None, "sn_write_u"))
     return sym
 
 
@@ -171,11 +174,15 @@ class SpectralNormMixin:
             written = _assign(F, u, F.where(F.broadcast_like(_is_train(F, u), u), u_new, u))
             # The zero keeps the write in the graph: a node no output depends on is pruned.
             sigma = F.broadcast_add(sigma, F.sum(F.BlockGrad(written), axis=1, keepdims=True) * 0)
-        shape = tuple([1] * len(self.weight.shape))
-        normalized = F.broadcast_div(weight, F.reshape(sigma, shape=shape))
+        # W / sigma as a one-unit FullyConnected applied to W's entries with the (1, 1)
+        # weight 1/sigma: its backward gets d loss / d(1/sigma) = <G, W> from one
+        # BLAS product. (broadcast_div's backward reduces to a scalar with a slow
+        # generic kernel and cost more than all the convolutions' weight gradients.)
+        scaled = F.FullyConnected(F.expand_dims(weight, axis=-1), F.reciprocal(sigma),
+                                  num_hidden=1, no_bias=True, flatten=False)
+        normalized = F.squeeze(scaled, axis=-1)
         # Ties the result's shape to the weight's in both directions, so deferred
-        # initialization can infer the weight from the layer's data (broadcast
-        # operators infer only forwards).
+        # initialization can infer the weight from the layer's data.
         return F._internal._identity_with_attr_like_rhs(normalized, weight)
 
     def hybrid_forward(self, F, x, weight, u, **kwargs):
