@@ -25,10 +25,12 @@ from sngan_gluon.nn import SNConv2D, SNDense
 def standard_cnn_discriminator(sn):
     conv, dense = (SNConv2D, SNDense) if sn else (nn.Conv2D, nn.Dense)
     net = nn.HybridSequential()
-    for channels, kernel, stride in ((64, 3, 1), (64, 4, 2), (128, 3, 1), (128, 4, 2),
-                                     (256, 3, 1), (256, 4, 2), (512, 3, 1)):
-        net.add(conv(channels, kernel, strides=stride, padding=1), nn.LeakyReLU(0.1))
-    net.add(dense(1))
+    for channels, kernel, stride, c_in in ((64, 3, 1, 3), (64, 4, 2, 64), (128, 3, 1, 64),
+                                           (128, 4, 2, 128), (256, 3, 1, 128), (256, 4, 2, 256),
+                                           (512, 3, 1, 256)):
+        net.add(conv(channels, kernel, strides=stride, padding=1, in_channels=c_in),
+                nn.LeakyReLU(0.1))
+    net.add(dense(1, in_units=512 * 4 * 4))
     return net
 
 

@@ -1,0 +1,194 @@
+"""The "standard CNN" of the SN-GAN paper (Miyato et al., ICLR 2018, appendix B, table 3).
+
+Layouts: 32x32 (CIFAR-10, ``M = 4``) and 48x48 (STL-10, ``M = 6``), ``M = image_size / 8``.
+
+Initialization follows the authors' Chainer code (pfnet-research/chainer-gan-lib,
+``common/net.py``: ``DCGANGenerator``, ``SNDCGANDiscriminator``): every weight
+``Normal(0.02)``, biases zero, BatchNorm ``gamma = 1, beta = 0``. The projection
+embedding of the conditional discriminator (the authors have no conditional
+standard CNN) uses GlorotUniform, as their ResNet projection discriminators do.
+
+Deviations from that code, and why:
+
+* Discriminator widths follow the paper's table 3 (64, 64, 128, 128, 256, 256,
+  512: each stride-2 convolution keeps the width of the convolution before it);
+  chainer-gan-lib widens at the stride-2 convolutions instead (64, 128, 128, 256,
+  256, 512, 512).
+* LeakyReLU slope 0.1, as the paper states for table 3; chainer-gan-lib calls
+  ``F.leaky_relu`` with its default 0.2 (``slope=0.2`` reproduces it).
+* The generator's last layer is a 3x3 stride-1 ``Conv2D`` as in the paper;
+  the code uses a ``Deconvolution2D`` with the same kernel, which is the same
+  family of functions with the same number of parameters.
+"""
+import mxnet as mx
+from mxnet.gluon import HybridBlock, nn
+
+from ..nn.conditional import ConditionalBatchNorm
+from ._common import (Discriminator, Generator, ProjectionOutput, check_common, check_image_size,
+                      discriminator_layers, glorot_uniform)
+
+__all__ = ["DCGANGenerator", "DCGANDiscriminator"]
+
+#: image_size -> M, the spatial size at the bottom of both networks
+BOTTOM_WIDTH = {32: 4, 48: 6}
+
+
+def _init():
+    return mx.init.Normal(0.02)
+
+
+def _batch_norm(num_features, num_classes):
+    if num_classes > 0:
+        return ConditionalBatchNorm(num_features, num_classes)
+    return nn.BatchNorm(in_channels=num_features)
+
+
+def _check_ch(arch, ch):
+    if isinstance(ch, bool) or not isinstance(ch, int) or ch < 8 or ch % 8:
+        raise ValueError("%s: ch must be a positive multiple of 8, got %r" % (arch, ch))
+
+
+class _UpBlock(HybridBlock):
+    """4x4 stride-2 transposed convolution, (conditional) BatchNorm, ReLU: (N, C, H, W) -> (N, out, 2H, 2W)."""
+
+    def __init__(self, in_channels, channels, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        with self.name_scope():
+            # Plain transposed convolution: the paper normalizes only D, and Gluon's
+            # own layer takes MXNet's fast native (oneDNN) Deconvolution path.
+            self.deconv = nn.Conv2DTranspose(channels, 4, strides=2, padding=1,
+                                             in_channels=in_channels, weight_initializer=_init())
+            self.bn = _batch_norm(channels, num_classes)
+
+    def hybrid_forward(self, F, x, y=None):
+        h = self.deconv(x)
+        h = self.bn(h, y) if self.num_classes > 0 else self.bn(h)
+        return F.relu(h)
+
+
+class DCGANGenerator(Generator):
+    """Standard CNN generator (paper table 3).
+
+    ``z`` -> dense to ``M*M*ch`` -> BatchNorm -> ReLU -> reshape (N, ch, M, M)
+    -> three [4x4 stride-2 deconv, BatchNorm, ReLU] to ch/2, ch/4, ch/8 channels
+    -> 3x3 stride-1 conv to ``channels`` -> tanh. The BatchNorm + ReLU after the
+    dense layer are in the authors' code (``bn0``, one statistic per unit of the
+    ``M*M*ch`` vector), not in the table. With ``num_classes > 0`` every BatchNorm
+    is a :class:`~sngan_gluon.nn.ConditionalBatchNorm`.
+
+    Parameters
+    ----------
+    image_size : int
+        32 or 48 (``M = 4`` or 6).
+    z_dim : int
+        Noise dimension (paper: 128).
+    num_classes : int
+        0 for an unconditional generator.
+    channels : int
+        Output image channels (3: RGB, 1: grayscale).
+    ch : int
+        Width at the bottom (paper: 512); a multiple of 8.
+
+    Inputs
+    ------
+    z : (N, z_dim) float32.
+    y : (N,) integer labels, only when ``num_classes > 0``.
+
+    Outputs
+    -------
+    images : (N, channels, image_size, image_size) in [-1, 1].
+    """
+
+    def __init__(self, image_size=32, z_dim=128, num_classes=0, channels=3, ch=512, **kwargs):
+        check_common("dcgan", num_classes, channels)
+        check_image_size("dcgan", image_size, BOTTOM_WIDTH)
+        _check_ch("dcgan", ch)
+        super().__init__(**kwargs)
+        self.image_size, self.z_dim, self.num_classes, self.channels = (
+            image_size, z_dim, num_classes, channels)
+        self._bottom, self._ch = BOTTOM_WIDTH[image_size], ch
+        units = self._bottom ** 2 * ch
+        with self.name_scope():
+            self.dense = nn.Dense(units, in_units=z_dim, weight_initializer=_init())
+            self.bn0 = _batch_norm(units, num_classes)
+            self.blocks = nn.HybridSequential()
+            for width in (ch, ch // 2, ch // 4):
+                self.blocks.add(_UpBlock(width, width // 2, num_classes))
+            self.out = nn.Conv2D(channels, 3, padding=1, in_channels=ch // 8,
+                                 weight_initializer=_init())
+
+    def hybrid_forward(self, F, z, y=None):
+        h = self.dense(z)
+        h = F.relu(self.bn0(h, y) if self.num_classes > 0 else self.bn0(h))
+        h = F.reshape(h, (0, self._ch, self._bottom, self._bottom))
+        for block in self.blocks:
+            h = block(h, y) if self.num_classes > 0 else block(h)
+        return F.tanh(self.out(h))
+
+
+class DCGANDiscriminator(Discriminator):
+    """Standard CNN discriminator (paper table 3), optionally with a projection head.
+
+    ``x`` -> 3x3/1 ch/8, 4x4/2 ch/8, 3x3/1 ch/4, 4x4/2 ch/4, 3x3/1 ch/2, 4x4/2 ch/2,
+    3x3/1 ch (``ch = 512`` in the paper; every convolution padded to keep or halve
+    the size and followed by LeakyReLU) -> flatten to ``h`` (N, M*M*ch) -> dense
+    to 1. With ``num_classes > 0`` the projection ``sum(V[y] * h, axis=1)`` is
+    added, on the same flattened ``h`` the dense layer sees (so ``V`` is
+    ``(num_classes, M*M*ch)``), keeping ``f(x, y) = y^T V phi(x) + psi(phi(x))``
+    of Miyato & Koyama 2018 literal.
+
+    Parameters
+    ----------
+    image_size : int
+        32 or 48.
+    num_classes : int
+        0 for an unconditional discriminator.
+    channels : int
+        Input image channels.
+    ch : int
+        Width of the last convolution (paper: 512); a multiple of 8.
+    sn : bool
+        Spectrally normalized layers (``SNConv2D``, ``SNDense``, ``SNEmbedding``)
+        when True, Gluon's plain ones when False.
+    power_iterations : int
+        Power iterations per training step of every SN layer.
+    slope : float
+        LeakyReLU slope (paper: 0.1).
+
+    Inputs
+    ------
+    x : (N, channels, image_size, image_size) float32.
+    y : (N,) integer labels, only when ``num_classes > 0``.
+
+    Outputs
+    -------
+    logits : (N,).
+    """
+
+    def __init__(self, image_size=32, num_classes=0, channels=3, ch=512, sn=True,
+                 power_iterations=1, slope=0.1, **kwargs):
+        check_common("dcgan", num_classes, channels)
+        check_image_size("dcgan", image_size, BOTTOM_WIDTH)
+        _check_ch("dcgan", ch)
+        super().__init__(**kwargs)
+        self.image_size, self.num_classes, self.channels = image_size, num_classes, channels
+        layers = discriminator_layers(sn, power_iterations)
+        plan = [(ch // 8, 3, 1), (ch // 8, 4, 2), (ch // 4, 3, 1), (ch // 4, 4, 2),
+                (ch // 2, 3, 1), (ch // 2, 4, 2), (ch, 3, 1)]
+        with self.name_scope():
+            self.features = nn.HybridSequential()
+            in_channels = channels
+            for width, kernel, stride in plan:
+                self.features.add(layers.conv(width, kernel, strides=stride, padding=1,
+                                              in_channels=in_channels,
+                                              weight_initializer=_init()),
+                                  nn.LeakyReLU(slope))
+                in_channels = width
+            self.head = ProjectionOutput(BOTTOM_WIDTH[image_size] ** 2 * ch, num_classes, layers,
+                                         weight_initializer=_init(),
+                                         embedding_initializer=glorot_uniform())
+
+    def hybrid_forward(self, F, x, y=None):
+        h = F.flatten(self.features(x))
+        return self.head(h, y) if self.num_classes > 0 else self.head(h)
