@@ -111,7 +111,7 @@ class DCGANGenerator(Generator):
         units = self._bottom ** 2 * ch
         with self.name_scope():
             self.dense = nn.Dense(units, in_units=z_dim, weight_initializer=_init())
-            self.bn0 = _batch_norm(units, num_classes)
+            self.bn0 = _batch_norm(ch, num_classes)
             self.blocks = nn.HybridSequential()
             for width in (ch, ch // 2, ch // 4):
                 self.blocks.add(_UpBlock(width, width // 2, num_classes))
@@ -119,9 +119,8 @@ class DCGANGenerator(Generator):
                                  weight_initializer=_init())
 
     def hybrid_forward(self, F, z, y=None):
-        h = self.dense(z)
+        h = F.reshape(self.dense(z), (0, self._ch, self._bottom, self._bottom))
         h = F.relu(self.bn0(h, y) if self.num_classes > 0 else self.bn0(h))
-        h = F.reshape(h, (0, self._ch, self._bottom, self._bottom))
         for block in self.blocks:
             h = block(h, y) if self.num_classes > 0 else block(h)
         return F.tanh(self.out(h))

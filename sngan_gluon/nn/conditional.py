@@ -18,8 +18,8 @@ class ConditionalBatchNorm(HybridBlock):
     ``out = gamma[y] * BN(x) + beta[y]``, where ``BN`` is
     ``nn.BatchNorm(center=False, scale=False)`` (batch statistics in training,
     running statistics outside it, as Gluon's) and ``gamma``, ``beta`` are
-    ``(num_classes, num_features)`` embedding tables initialized to ones and
-    zeros, so a fresh layer equals plain normalization for every class (as the
+    ``(num_classes, num_features)`` Parameters (one row per class) initialized to
+    ones and zeros, so a fresh layer equals plain normalization for every class (as the
     authors' ``CategoricalConditionalBatchNormalization``).
 
     Parameters
@@ -52,16 +52,23 @@ class ConditionalBatchNorm(HybridBlock):
         with self.name_scope():
             self.bn = nn.BatchNorm(momentum=momentum, epsilon=epsilon, center=False, scale=False,
                                    in_channels=num_features)
-            self.gamma = nn.Embedding(num_classes, num_features, weight_initializer="ones")
-            self.beta = nn.Embedding(num_classes, num_features, weight_initializer="zeros")
+            self.gamma = self.params.get("gamma", shape=(num_classes, num_features), init="ones")
+            self.beta = self.params.get("beta", shape=(num_classes, num_features), init="zeros")
 
-    def hybrid_forward(self, F, x, y):
+    def hybrid_forward(self, F, x, y, gamma, beta):
         h = self.bn(x)
+        # The rows are looked up as one_hot(y) . table rather than with Embedding:
+        # a hybridized generator reads the same labels in many conditional
+        # BatchNorms, and once more than MXNET_EXEC_INPLACE_GRAD_SUM_CAP (8)
+        # Embeddings share them, MXNet 1.9 asks Embedding for a gradient of its
+        # integer input, which it refuses ("Embedding layer doesn't support
+        # calculate data gradient"). The product costs N x num_classes x C.
+        onehot = F.one_hot(y, self._num_classes)
         # (N, C, ...) -> (N, C, prod(...)): one broadcast serves inputs of every rank.
         flat = F.reshape(h, (0, 0, -1))
-        gamma = F.expand_dims(self.gamma(y), axis=2)
-        beta = F.expand_dims(self.beta(y), axis=2)
-        out = F.broadcast_add(F.broadcast_mul(flat, gamma), beta)
+        scale = F.expand_dims(F.dot(onehot, gamma), axis=2)
+        shift = F.expand_dims(F.dot(onehot, beta), axis=2)
+        out = F.broadcast_add(F.broadcast_mul(flat, scale), shift)
         return F.reshape_like(out, x)
 
     def __repr__(self):

@@ -1,0 +1,223 @@
+"""``python train.py`` / ``sngan-train``: train an SN-GAN.
+
+Only parses flags, builds a :class:`~sngan_gluon.config.TrainConfig` and hands
+it to :class:`~sngan_gluon.trainer.GANTrainer`. User errors end in one line on
+stderr and a non-zero exit code, never a traceback.
+"""
+import argparse
+import os
+import sys
+
+from .. import config as config_mod
+from ..config import SETTINGS, TrainConfig
+
+EXIT_USER_ERROR = 2
+EXIT_TRAINING_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+_D = TrainConfig()  # defaults
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a positive integer, got %r" % text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer, got %r" % text)
+    return value
+
+
+def _gpu_list(text):
+    try:
+        ids = [int(t) for t in text.split(",") if t.strip() != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected GPU ids like 0,1 got %r" % text)
+    if not ids or any(i < 0 for i in ids):
+        raise argparse.ArgumentTypeError("expected GPU ids like 0,1 got %r" % text)
+    return ids
+
+
+def build_parser(suppress_defaults=False):
+    """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
+    settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a spectrally normalized GAN (Miyato et al., ICLR 2018) with "
+                    "MXNet Gluon. Defaults: the paper's setting B with the standard CNN "
+                    "and the hinge loss, on CIFAR-10.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS if suppress_defaults else None)
+    d = (lambda v: argparse.SUPPRESS) if suppress_defaults else (lambda v: v)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default=d(_D.dataset),
+                      help="cifar10, stl10, mnist, fashion-mnist, folder, digits or synthetic")
+    data.add_argument("--data-path", default=d(_D.data_path),
+                      help="dataset root (CIFAR-10 is downloaded here); for --dataset folder "
+                           "the folder of images")
+    data.add_argument("--image-size", type=_positive_int, default=d(_D.image_size),
+                      help="image side in pixels (default: the dataset's, 64 for dcgan64)")
+    data.add_argument("--channels", type=int, choices=(1, 3), default=d(_D.channels),
+                      help="3: RGB (grayscale sets tiled to 3); 1: grayscale")
+    data.add_argument("--num-workers", type=int, default=d(_D.num_workers),
+                      help="data-loading worker threads (0: load in the training thread)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--arch", choices=("dcgan", "resnet", "dcgan64"), default=d(_D.arch),
+                       help="dcgan: the paper's standard CNN; resnet: its ResNet; dcgan64: "
+                            "the 64x64 pair of MXNet's original SN-GAN example")
+    model.add_argument("--z-dim", type=_positive_int, default=d(_D.z_dim),
+                       help="dimension of the generator's noise input")
+    model.add_argument("--conditional", action="store_true", default=d(False),
+                       help="class-conditional GAN: conditional BatchNorm in G, projection D")
+    model.add_argument("--no-sn", dest="sn", action="store_false", default=d(True),
+                       help="build the discriminator without spectral normalization")
+    model.add_argument("--power-iterations", type=_positive_int,
+                       default=d(_D.power_iterations),
+                       help="power-iteration steps per discriminator update")
+    opt = parser.add_argument_group("optimization")
+    opt.add_argument("--setting", choices=sorted(SETTINGS), default=d(None),
+                     help="the paper's named Adam/n_dis settings (explicit flags override "
+                          "them): " + settings)
+    opt.add_argument("--loss", choices=("hinge", "bce"), default=d(_D.loss),
+                     help="hinge (the paper's best) or bce (non-saturating logistic loss)")
+    opt.add_argument("--batch-size", type=_positive_int, default=d(_D.batch_size),
+                     help="images per step in total, over all devices and machines")
+    opt.add_argument("--epochs", type=_positive_int, default=d(_D.epochs),
+                     help="passes over the data (ignored when --iterations is given)")
+    opt.add_argument("--iterations", type=_positive_int, default=d(_D.iterations),
+                     help="generator updates to train for; overrides --epochs")
+    opt.add_argument("--n-dis", type=_positive_int, default=d(_D.n_dis),
+                     help="discriminator updates per generator update")
+    opt.add_argument("--lr", type=float, default=d(_D.lr), help="Adam learning rate (both nets)")
+    opt.add_argument("--lr-beta", dest="beta1", type=float, default=d(_D.beta1),
+                     help="Adam's beta1 (first-moment decay)")
+    opt.add_argument("--beta2", type=float, default=d(_D.beta2),
+                     help="Adam's beta2 (second-moment decay)")
+    opt.add_argument("--lr-decay", choices=("none", "linear"), default=d(_D.lr_decay),
+                     help="linear: both learning rates fall linearly to 0 at the last iteration")
+    opt.add_argument("--clip_gr", type=float, default=d(_D.clip_gr),
+                     help="clip every gradient element to [-c, c]; 0 turns clipping off")
+    opt.add_argument("--ema", type=float, default=d(_D.ema),
+                     help="decay of an exponential moving average of G's weights used for "
+                          "samples and evaluation (e.g. 0.999); 0: off")
+    opt.add_argument("--seed", type=int, default=d(_D.seed), help="random seed")
+    dev = parser.add_argument_group("devices")
+    dev.add_argument("--use-gpu", action="store_true", default=d(False),
+                     help="train on GPU 0 (needs a CUDA build of MXNet)")
+    dev.add_argument("--gpus", type=_gpu_list, default=d([]),
+                     help="train on these GPUs, e.g. 0,1 (data parallel)")
+    dev.add_argument("--cpus", type=_positive_int, default=d(_D.cpus),
+                     help="train data-parallel on this many CPU contexts (exercises the "
+                          "multi-device path without GPUs)")
+    dev.add_argument("--kvstore", choices=("device", "local", "dist_sync", "dist_device_sync"),
+                     default=d(_D.kvstore),
+                     help="gradient aggregation: device/local on one machine; dist_* across "
+                          "machines (start with python -m sngan_gluon.launch)")
+    dev.add_argument("--sync-bn", action="store_true", default=d(False),
+                     help="generator BatchNorm statistics over all devices (SyncBatchNorm)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out-dir", default=d(None),
+                     help="run folder (default: runs/<dataset>-<arch>-<timestamp>)")
+    out.add_argument("--sample-every", type=_positive_int, default=d(_D.sample_every),
+                     help="write a sample grid every N iterations")
+    out.add_argument("--checkpoint-every", type=_positive_int, default=d(_D.checkpoint_every),
+                     help="write a checkpoint every N iterations")
+    out.add_argument("--keep-checkpoints", type=_positive_int, default=d(_D.keep_checkpoints),
+                     help="how many recent checkpoints to keep")
+    out.add_argument("--log-every", type=_positive_int, default=d(_D.log_every),
+                     help="read losses, log and plot every N iterations")
+    out.add_argument("--eval-every", type=int, default=d(_D.eval_every),
+                     help="compute IS and FID every N iterations (0: never); keeps the best-FID "
+                          "checkpoint as best/")
+    out.add_argument("--eval-num", type=_positive_int, default=d(_D.eval_num),
+                     help="generated images per evaluation during training")
+    out.add_argument("--inception-params", default=d(None),
+                     help="local Inception-v3 weights file for --eval-every")
+    out.add_argument("--resume", default=d(None),
+                     help="continue a run: its folder or one of its checkpoint folders")
+    out.add_argument("--quiet", action="store_true", default=d(False),
+                     help="no progress bar (for log files)")
+    return parser
+
+
+def make_config(argv=None):
+    """Flags -> (TrainConfig, resume checkpoint or None, out_dir or None)."""
+    from ..checkpoint import resolve_checkpoint
+    from ..trainer import config_from_checkpoint
+    args = vars(build_parser().parse_args(argv))
+    explicit = vars(build_parser(suppress_defaults=True).parse_args(argv))
+    resume = args.pop("resume")
+    out_dir = args.get("out_dir")
+    if resume:
+        ckpt_path = resolve_checkpoint(resume)
+        config = config_from_checkpoint(ckpt_path)
+        for key, value in explicit.items():
+            if key == "resume":
+                continue
+            if key in config_mod.RESUMABLE_OVERRIDES or key == "out_dir":
+                setattr(config, key, value)
+            elif getattr(config, key) != value:
+                raise config_mod.ConfigError(
+                    "--%s %s differs from the run being resumed (%s); only %s may change "
+                    "on --resume" % (key.replace("_", "-"), value, getattr(config, key),
+                                     ", ".join("--" + k.replace("_", "-")
+                                               for k in config_mod.RESUMABLE_OVERRIDES)))
+        if out_dir is None:
+            out_dir = config.out_dir or os.path.dirname(os.path.dirname(ckpt_path))
+        return config.validate(), ckpt_path, out_dir
+    setting = args.pop("setting")
+    config = TrainConfig()
+    if setting:
+        config.apply_setting(setting)
+    for key, value in explicit.items():
+        if key != "setting":
+            setattr(config, key, value)
+    return config.validate(), None, out_dir
+
+
+def _evaluator_for(config):
+    if not config.eval_every:
+        return None
+    from ..evaluation import training_evaluator
+    return training_evaluator(config)
+
+
+def main(argv=None):
+    """Entry point; returns the process exit code."""
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError
+    try:
+        from ..data import DatasetError
+    except ImportError:  # pragma: no cover
+        DatasetError = ConfigError
+    from ..trainer import GANTrainer, TrainingError, default_out_dir
+    try:
+        config, resume, out_dir = make_config(argv)
+        out_dir = out_dir or default_out_dir(config)
+        config.out_dir = out_dir
+        kvstore = None
+        if config.kvstore.startswith("dist"):
+            import mxnet as mx
+            kvstore = mx.kv.create(config.kvstore)
+        evaluator = _evaluator_for(config)
+        trainer = GANTrainer(config, kvstore=kvstore)
+        trainer.train(out_dir, resume=resume, evaluator=evaluator)
+    except (ConfigError, DatasetError, CheckpointError) as err:
+        print("error: %s" % err, file=sys.stderr)
+        return EXIT_USER_ERROR
+    except TrainingError as err:
+        print("error: %s" % err, file=sys.stderr)
+        return EXIT_TRAINING_FAILED
+    except KeyboardInterrupt as err:
+        where = str(err.args[0]) if err.args else None
+        print("interrupted%s" % (": checkpoint written to %s" % where if where else ""),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if trainer.is_chief:
+        print("done: %d iterations; samples, log and checkpoints in %s"
+              % (trainer.iteration, out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

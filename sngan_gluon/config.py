@@ -1,0 +1,159 @@
+"""The one object that describes a training run.
+
+A :class:`TrainConfig` is built by the command line (or by hand), handed to the
+trainer, and saved as ``config.json`` in the run folder and beside every
+checkpoint, so a run can be reproduced or resumed from its folder alone.
+"""
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+#: Adam and n_dis settings of Miyato et al. (2018), table 1, plus the setting the
+#: authors trained their ResNets with (sngan_projection configs): name ->
+#: (description, overrides).
+SETTINGS = {
+    "A": ("Adam(1e-4, 0.5, 0.9), n_dis 5",
+          dict(lr=1e-4, beta1=0.5, beta2=0.9, n_dis=5)),
+    "B": ("Adam(1e-4, 0.5, 0.999), n_dis 1 (the defaults)",
+          dict(lr=1e-4, beta1=0.5, beta2=0.999, n_dis=1)),
+    "C": ("Adam(2e-4, 0.5, 0.999), n_dis 1",
+          dict(lr=2e-4, beta1=0.5, beta2=0.999, n_dis=1)),
+    "D": ("Adam(1e-3, 0.5, 0.9), n_dis 5",
+          dict(lr=1e-3, beta1=0.5, beta2=0.9, n_dis=5)),
+    "E": ("Adam(1e-3, 0.5, 0.999), n_dis 5",
+          dict(lr=1e-3, beta1=0.5, beta2=0.999, n_dis=5)),
+    "F": ("Adam(1e-3, 0.9, 0.999), n_dis 5",
+          dict(lr=1e-3, beta1=0.9, beta2=0.999, n_dis=5)),
+    "resnet": ("Adam(2e-4, 0.0, 0.9), n_dis 5, hinge loss, linear decay (the authors' ResNets)",
+               dict(lr=2e-4, beta1=0.0, beta2=0.9, n_dis=5, loss="hinge", lr_decay="linear")),
+}
+
+#: Settings that may differ between a run and its resumption: they change how the
+#: run is watched or how long it lasts, not what it computes.
+RESUMABLE_OVERRIDES = ("iterations", "epochs", "log_every", "sample_every", "checkpoint_every",
+                       "eval_every", "keep_checkpoints", "quiet", "num_workers", "eval_num",
+                       "inception_params")
+
+
+class ConfigError(ValueError):
+    """A setting a user gave is invalid; the message says which and why."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (see ``python train.py --help`` for meanings)."""
+
+    dataset: str = "cifar10"
+    data_path: str = "data"
+    image_size: Optional[int] = None      # None: the dataset's / architecture's default
+    channels: int = 3
+    arch: str = "dcgan"
+    loss: str = "hinge"
+    conditional: bool = False
+    sn: bool = True
+    power_iterations: int = 1
+    z_dim: int = 100
+    batch_size: int = 64
+    epochs: int = 100
+    iterations: Optional[int] = None      # generator updates; overrides epochs
+    n_dis: int = 1
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay: str = "none"
+    clip_gr: float = 10.0
+    ema: float = 0.0
+    use_gpu: bool = False
+    gpus: List[int] = field(default_factory=list)
+    cpus: int = 1
+    kvstore: str = "device"
+    sync_bn: bool = False
+    num_workers: int = 0
+    seed: int = 0
+    out_dir: Optional[str] = None
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    eval_every: int = 0
+    eval_num: int = 5000
+    inception_params: Optional[str] = None
+    keep_checkpoints: int = 3
+    quiet: bool = False
+    setting: Optional[str] = None
+
+    def validate(self):
+        """Raise :class:`ConfigError` naming the first invalid setting."""
+        positive = ("batch_size", "epochs", "n_dis", "z_dim", "power_iterations", "cpus",
+                    "sample_every", "checkpoint_every", "log_every", "keep_checkpoints",
+                    "eval_num")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError("--%s must be a positive integer, got %r"
+                                  % (name.replace("_", "-"), value))
+        if self.iterations is not None and self.iterations <= 0:
+            raise ConfigError("--iterations must be a positive integer, got %r" % self.iterations)
+        if self.image_size is not None and self.image_size <= 0:
+            raise ConfigError("--image-size must be positive, got %r" % self.image_size)
+        if not self.lr > 0:
+            raise ConfigError("--lr must be positive, got %r" % self.lr)
+        for name in ("beta1", "beta2", "ema"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError("--%s must be in [0, 1), got %r" % (name.replace("_", "-"), value))
+        if self.clip_gr < 0:
+            raise ConfigError("--clip_gr must be >= 0 (0 turns clipping off), got %r"
+                              % self.clip_gr)
+        if self.eval_every < 0 or self.num_workers < 0:
+            raise ConfigError("--eval-every and --num-workers must be >= 0")
+        if self.channels not in (1, 3):
+            raise ConfigError("--channels must be 1 or 3, got %r" % self.channels)
+        if self.loss not in ("hinge", "bce"):
+            raise ConfigError("--loss must be hinge or bce, got %r" % self.loss)
+        if self.lr_decay not in ("none", "linear"):
+            raise ConfigError("--lr-decay must be none or linear, got %r" % self.lr_decay)
+        if self.kvstore not in ("device", "local", "dist_sync", "dist_device_sync"):
+            raise ConfigError("--kvstore must be one of device, local, dist_sync, "
+                              "dist_device_sync; got %r" % self.kvstore)
+        if self.batch_size % self.num_devices:
+            raise ConfigError("--batch-size %d does not split evenly over %d devices"
+                              % (self.batch_size, self.num_devices))
+        return self
+
+    @property
+    def num_devices(self):
+        return len(self.gpus) if self.gpus else self.cpus
+
+    def apply_setting(self, name):
+        """Overwrite Adam / n_dis fields with the paper's setting ``name`` (see SETTINGS)."""
+        if name not in SETTINGS:
+            raise ConfigError("unknown --setting %r; choose from %s" % (name, ", ".join(SETTINGS)))
+        for key, value in SETTINGS[name][1].items():
+            setattr(self, key, value)
+        self.setting = name
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def save(self, path):
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError("unknown settings in config: %s" % ", ".join(unknown))
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path):
+        try:
+            with open(path) as f:
+                values = json.load(f)
+        except (OSError, ValueError) as err:
+            raise ConfigError("cannot read config %s: %s" % (path, err))
+        return cls.from_dict(values)

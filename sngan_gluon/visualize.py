@@ -1,0 +1,95 @@
+"""Image grids and training curves (matplotlib, no display needed)."""
+import os
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only: training runs on machines without a screen
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def image_grid(images, nrow=None, padding=2, pad_value=255):
+    """Tile images into one picture.
+
+    Parameters
+    ----------
+    images : uint8 array (N, H, W, C), C in {1, 3}.
+    nrow : images per row (default: ceil(sqrt(N))).
+
+    Returns
+    -------
+    uint8 array (rows * (H + padding) + padding, nrow * (W + padding) + padding, C).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError("image_grid expects (N, H, W, C) with C in {1, 3}, got %s"
+                         % (images.shape,))
+    n, h, w, c = images.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / nrow))
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c),
+                   pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[top:top + h, left:left + w] = images[i]
+    return grid
+
+
+def save_image_grid(images, path, nrow=None, caption=None):
+    """Write :func:`image_grid` of uint8 (N, H, W, C) ``images`` to ``path`` (PNG).
+
+    Written to a temporary file and renamed, so a reader never sees half a picture.
+    """
+    grid = image_grid(images, nrow=nrow)
+    plt = _pyplot()
+    height, width = grid.shape[:2]
+    extra = 0.35 if caption else 0.0
+    dpi = 100
+    fig = plt.figure(figsize=(max(width, 200) / dpi * 2, height / dpi * 2 + extra), dpi=dpi)
+    ax = fig.add_axes([0, 0, 1, height / (height + extra * dpi / 2)])
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.axis("off")
+    if caption:
+        fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=9)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_curves(rows, path, metrics=("is_mean", "fid")):
+    """Plot d_loss and g_loss against iteration (and IS / FID when logged) to ``path``.
+
+    Parameters
+    ----------
+    rows : list of dicts as written to ``log.csv`` (keys ``iteration``, ``d_loss``,
+        ``g_loss`` and optionally the names in ``metrics``; empty strings are skipped).
+    """
+    plt = _pyplot()
+    present = [m for m in metrics if any(r.get(m) not in (None, "") for r in rows)]
+    fig, axes = plt.subplots(1, 1 + len(present), figsize=(6 + 4 * len(present), 4),
+                             squeeze=False)
+    it = [int(r["iteration"]) for r in rows]
+    ax = axes[0, 0]
+    for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
+        ax.plot(it, [float(r[key]) for r in rows], label=label)
+    ax.set_xlabel("generator iteration")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    for ax, key in zip(axes[0, 1:], present):
+        pts = [(int(r["iteration"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
+        ax.plot(*zip(*pts), marker="o")
+        ax.set_xlabel("generator iteration")
+        ax.set_ylabel({"is_mean": "Inception Score", "fid": "FID"}.get(key, key))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
