@@ -1,4 +1,17 @@
-"""sngan_gluon: Spectral Normalization GANs (Miyato et al., ICLR 2018) for MXNet Gluon."""
+"""sngan_gluon: Spectral Normalization GANs (Miyato et al., ICLR 2018) for MXNet Gluon.
+
+Public API: the spectrally normalized layers (``SNConv1D/2D/3D``,
+``SNConv2DTranspose``, ``SNDense``, ``SNEmbedding``), ``ConditionalBatchNorm``,
+the model registry (``get_generator``, ``get_discriminator``) and the losses.
+"""
 from . import _compat  # noqa: F401  (must run before anything imports mxnet)
 
+from . import losses  # noqa: E402
+from .models import get_discriminator, get_generator  # noqa: E402
+from .nn import (ConditionalBatchNorm, SNConv1D, SNConv2D, SNConv2DTranspose,  # noqa: E402
+                 SNConv3D, SNDense, SNEmbedding)
+
 __version__ = "0.1.0"
+
+__all__ = ["SNConv1D", "SNConv2D", "SNConv3D", "SNConv2DTranspose", "SNDense", "SNEmbedding",
+           "ConditionalBatchNorm", "get_generator", "get_discriminator", "losses"]

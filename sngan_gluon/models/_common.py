@@ -32,7 +32,7 @@ def discriminator_layers(sn, power_iterations=1):
 
 
 def glorot_uniform(gain=1.0):
-    """Chainer's ``GlorotUniform(scale=gain)``: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``.
+    """Chainer's ``GlorotUniform(scale=gain)``: U(-a, a), ``a = gain*sqrt(6/(fan_in+fan_out))``.
 
     MXNet's ``Xavier('uniform', 'avg', magnitude)`` draws with
     ``a = sqrt(magnitude / ((fan_in + fan_out) / 2))`` and counts fans the same way

@@ -16,6 +16,13 @@ Deviations from that code, and why:
   256, 512, 512).
 * LeakyReLU slope 0.1, as the paper states for table 3; chainer-gan-lib calls
   ``F.leaky_relu`` with its default 0.2 (``slope=0.2`` reproduces it).
+* The BatchNorm after the generator's dense layer (in the code, not in the
+  table) normalizes each of the ``ch`` channels of the reshaped (N, ch, M, M)
+  map, not each of the ``M*M*ch`` units as the code's ``bn0`` does: in MXNet
+  1.9.1 a hybridized graph in which a BatchNorm output is reshaped into a
+  (de)convolution fails in backward ("Check failed: !is_view") or corrupts
+  memory, on the oneDNN CPU build. The difference is the number of statistics
+  (ch instead of M*M*ch); tests/test_models.py trains this layout hybridized.
 * The generator's last layer is a 3x3 stride-1 ``Conv2D`` as in the paper;
   the code uses a ``Deconvolution2D`` with the same kernel, which is the same
   family of functions with the same number of parameters.
@@ -49,7 +56,11 @@ def _check_ch(arch, ch):
 
 
 class _UpBlock(HybridBlock):
-    """4x4 stride-2 transposed convolution, (conditional) BatchNorm, ReLU: (N, C, H, W) -> (N, out, 2H, 2W)."""
+    """4x4 stride-2 transposed convolution, (conditional) BatchNorm, ReLU.
+
+    Inputs: ``x`` (N, in_channels, H, W), ``y`` (N,) when conditional.
+    Outputs: (N, channels, 2H, 2W).
+    """
 
     def __init__(self, in_channels, channels, num_classes, **kwargs):
         super().__init__(**kwargs)
@@ -70,12 +81,12 @@ class _UpBlock(HybridBlock):
 class DCGANGenerator(Generator):
     """Standard CNN generator (paper table 3).
 
-    ``z`` -> dense to ``M*M*ch`` -> BatchNorm -> ReLU -> reshape (N, ch, M, M)
+    ``z`` -> dense to ``M*M*ch`` -> reshape (N, ch, M, M) -> BatchNorm -> ReLU
     -> three [4x4 stride-2 deconv, BatchNorm, ReLU] to ch/2, ch/4, ch/8 channels
     -> 3x3 stride-1 conv to ``channels`` -> tanh. The BatchNorm + ReLU after the
-    dense layer are in the authors' code (``bn0``, one statistic per unit of the
-    ``M*M*ch`` vector), not in the table. With ``num_classes > 0`` every BatchNorm
-    is a :class:`~sngan_gluon.nn.ConditionalBatchNorm`.
+    dense layer are in the authors' code, not in the table (see the module
+    docstring for why it is per channel here). With ``num_classes > 0`` every
+    BatchNorm is a :class:`~sngan_gluon.nn.ConditionalBatchNorm`.
 
     Parameters
     ----------

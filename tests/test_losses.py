@@ -1,0 +1,111 @@
+"""GAN losses: exact values on hand-picked logits, stability at extreme logits."""
+import numpy as np
+import pytest
+from mxnet import autograd, gluon, nd
+
+from sngan_gluon import losses
+from sngan_gluon.losses import bce_d, bce_g, get_loss, hinge_d, hinge_g
+
+REAL = np.array([2.0, 0.5, -1.0, 0.0], dtype=np.float32)
+FAKE = np.array([-2.0, 0.0, 1.5, -0.25], dtype=np.float32)
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x.astype(np.float64))
+
+
+def _value(loss):
+    assert loss.shape == (1,)
+    return float(loss.asscalar())
+
+
+def test_hinge_d_value():
+    expected = np.maximum(0, 1 - REAL).mean() + np.maximum(0, 1 + FAKE).mean()
+    # by hand: mean(0, .5, 2, 1) + mean(0, 1, 2.5, .75) = 0.875 + 1.0625
+    assert expected == pytest.approx(1.9375)
+    assert _value(hinge_d(nd.array(REAL), nd.array(FAKE))) == pytest.approx(expected, rel=1e-6)
+
+
+def test_hinge_g_value():
+    assert _value(hinge_g(nd.array(FAKE))) == pytest.approx(-FAKE.mean(), rel=1e-6)
+
+
+def test_bce_d_value():
+    expected = _softplus(-REAL).mean() + _softplus(FAKE).mean()
+    assert _value(bce_d(nd.array(REAL), nd.array(FAKE))) == pytest.approx(expected, rel=1e-6)
+
+
+def test_bce_g_is_non_saturating():
+    expected = _softplus(-FAKE).mean()  # -mean(log sigmoid(fake))
+    assert _value(bce_g(nd.array(FAKE))) == pytest.approx(expected, rel=1e-6)
+    # Non-saturating: a confidently rejected fake still gets a gradient of -1/N.
+    fake = nd.array([-20.0, -20.0])
+    fake.attach_grad()
+    with autograd.record():
+        loss = bce_g(fake)
+    loss.backward()
+    np.testing.assert_allclose(fake.grad.asnumpy(), [-0.5, -0.5], rtol=1e-6)
+
+
+def test_any_logit_shape_gives_a_scalar():
+    real, fake = nd.array(REAL.reshape(2, 2)), nd.array(FAKE.reshape(4, 1))
+    assert _value(hinge_d(real, fake)) == pytest.approx(1.9375, rel=1e-6)
+
+
+EXTREME = np.array([1e4, -1e4, 0.0, 50.0, -50.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", ["hinge", "bce"])
+def test_extreme_logits_give_finite_values_and_gradients(name):
+    d_loss, g_loss = get_loss(name)
+    real, fake = nd.array(EXTREME), nd.array(EXTREME[::-1].copy())
+    real.attach_grad()
+    fake.attach_grad()
+    with autograd.record():
+        total = d_loss(real, fake) + g_loss(fake)
+    total.backward()
+    for array in (total, real.grad, fake.grad):
+        assert np.isfinite(array.asnumpy()).all()
+
+
+def test_bce_extreme_values_and_gradients_are_exact():
+    real, fake = nd.array(EXTREME), nd.array(EXTREME)
+    real.attach_grad()
+    fake.attach_grad()
+    with autograd.record():
+        loss = bce_d(real, fake)
+    loss.backward()
+    n = len(EXTREME)
+    expected = _softplus(-EXTREME).mean() + _softplus(EXTREME).mean()
+    assert _value(loss) == pytest.approx(expected, rel=1e-6)
+    sigmoid = 0.5 * (1 + np.tanh(EXTREME.astype(np.float64) / 2))
+    # d/dr softplus(-r) = -sigmoid(-r); d/df softplus(f) = sigmoid(f)
+    np.testing.assert_allclose(real.grad.asnumpy(), -(1 - sigmoid) / n, atol=1e-7)
+    np.testing.assert_allclose(fake.grad.asnumpy(), sigmoid / n, atol=1e-7)
+
+
+class _HingeInGraph(gluon.HybridBlock):
+    def hybrid_forward(self, F, real, fake):
+        return hinge_d(real, fake) + bce_d(real, fake) + hinge_g(fake) + bce_g(fake)
+
+
+def test_losses_work_inside_a_hybridized_graph():
+    real, fake = nd.array(REAL), nd.array(FAKE)
+    expected = _value(hinge_d(real, fake) + bce_d(real, fake) + hinge_g(fake) + bce_g(fake))
+    block = _HingeInGraph()
+    block.hybridize()
+    assert _value(block(real, fake)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_get_loss_returns_the_pairs():
+    assert get_loss("hinge") == (hinge_d, hinge_g)
+    assert get_loss("bce") == (bce_d, bce_g)
+
+
+def test_unknown_loss_lists_valid_names():
+    with pytest.raises(ValueError, match="bce, hinge"):
+        get_loss("wgan-gp")
+
+
+def test_module_explains_missing_gradient_penalties():
+    assert "second-order" in losses.__doc__ and "create_graph" in losses.__doc__

@@ -1,0 +1,173 @@
+"""The training loop: outputs, resume equivalence, failure handling, checkpoints."""
+import csv
+import os
+
+import numpy as np
+import pytest
+
+import sngan_gluon  # noqa: F401
+from mxnet import nd
+
+from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.config import TrainConfig
+from sngan_gluon.data import get_dataset
+from sngan_gluon.trainer import BatchStream, GANTrainer, TrainingError
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return get_dataset("synthetic", image_size=32)
+
+
+def _config(**kwargs):
+    values = dict(dataset="synthetic", batch_size=8, iterations=6, log_every=2, sample_every=3,
+                  checkpoint_every=3, quiet=True, seed=3)
+    values.update(kwargs)
+    return TrainConfig(**values)
+
+
+def _weights(trainer):
+    params = list(trainer.G.collect_params().values()) + list(trainer.D.collect_params().values())
+    return [p.data().asnumpy() for p in params]
+
+
+def test_run_writes_every_output(dataset, tmp_path):
+    out = str(tmp_path / "run")
+    trainer = GANTrainer(_config(ema=0.9), dataset=dataset)
+    history = trainer.train(out)
+    assert [row["iteration"] for row in history] == [2, 4, 6]
+    for name in ("config.json", "log.csv", "loss.png", "fixed_noise.npz"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert sorted(os.listdir(os.path.join(out, "samples"))) == ["iter_0000003.png",
+                                                                "iter_0000006.png"]
+    saved = ckpt.list_checkpoints(os.path.join(out, "checkpoints"))
+    assert [it for it, _ in saved] == [3, 6]
+    assert sorted(os.listdir(saved[-1][1])) == sorted(
+        ["generator.params", "discriminator.params", "generator_ema.params",
+         "g_trainer.states", "d_trainer.states", "state.json"])
+    with open(os.path.join(out, "log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["iteration"] for r in rows] == ["2", "4", "6"]
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "lr", "images_per_s", "wall_time"):
+        assert np.isfinite(float(rows[-1][key])), key
+    assert TrainConfig.load(os.path.join(out, "config.json")) == trainer.config
+
+
+@pytest.mark.parametrize("conditional,n_dis", [(False, 2), (True, 1)])
+def test_resume_continues_exactly(dataset, tmp_path, conditional, n_dis):
+    config = _config(iterations=6, n_dis=n_dis, conditional=conditional, ema=0.5,
+                     lr_decay="linear")
+    straight = GANTrainer(config, dataset=dataset)
+    straight.train(str(tmp_path / "a"))
+    resumed = GANTrainer(config, dataset=dataset)
+    first_half = str(tmp_path / "a" / "checkpoints" / "iter_0000003")
+    resumed.train(str(tmp_path / "b"), resume=first_half)
+    assert resumed.iteration == 6
+    for a, b in zip(_weights(straight), _weights(resumed)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(straight.G_ema.collect_params().values(),
+                    resumed.G_ema.collect_params().values()):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+
+
+def test_resume_restores_u_and_optimizer_state(dataset, tmp_path):
+    trainer = GANTrainer(_config(iterations=3), dataset=dataset)
+    trainer.train(str(tmp_path / "a"))
+    fresh = GANTrainer(_config(iterations=3), dataset=dataset)
+    fresh.load_checkpoint(str(tmp_path / "a" / "checkpoints" / "iter_0000003"))
+    us = [n for n in trainer.D.collect_params() if n.endswith("_u")]
+    assert len(us) == 8
+    for name_a, name_b in zip(trainer.D.collect_params(), fresh.D.collect_params()):
+        np.testing.assert_array_equal(trainer.D.collect_params()[name_a].data().asnumpy(),
+                                      fresh.D.collect_params()[name_b].data().asnumpy())
+    assert fresh.d_trainer._optimizer.num_update == trainer.d_trainer._optimizer.num_update > 0
+
+
+def test_nan_loss_stops_with_iteration_and_keeps_last_checkpoint(dataset, tmp_path):
+    trainer = GANTrainer(_config(iterations=10, log_every=1, checkpoint_every=2), dataset=dataset)
+    good_loss = trainer.d_loss_fn
+
+    def poisoned(real, fake):
+        loss = good_loss(real, fake)
+        return loss * float("nan") if trainer.iteration >= 3 else loss
+
+    trainer.d_loss_fn = poisoned
+    with pytest.raises(TrainingError, match="NaN by iteration 4.*iter_0000002"):
+        trainer.train(str(tmp_path / "run"))
+    saved = ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints"))
+    assert [it for it, _ in saved] == [2]
+    restored = GANTrainer(_config(), dataset=dataset)
+    restored.load_checkpoint(saved[0][1])
+    assert all(np.isfinite(w).all() for w in _weights(restored))
+
+
+def test_ctrl_c_writes_a_checkpoint(dataset, tmp_path):
+    trainer = GANTrainer(_config(iterations=50, checkpoint_every=100), dataset=dataset)
+    real_step = trainer._g_step
+
+    def interrupted():
+        if trainer.iteration == 4:
+            raise KeyboardInterrupt
+        return real_step()
+
+    trainer._g_step = interrupted
+    with pytest.raises(KeyboardInterrupt) as info:
+        trainer.train(str(tmp_path / "run"))
+    assert info.value.args[0].endswith("iter_0000004")
+    assert ckpt.read_state(info.value.args[0])["iteration"] == 4
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(dataset, tmp_path):
+    trainer = GANTrainer(_config(iterations=3), dataset=dataset)
+    trainer.train(str(tmp_path / "run"))
+    ckpt_dir = str(tmp_path / "run" / "checkpoints")
+    before = ckpt.list_checkpoints(ckpt_dir)
+
+    def broken(path):
+        with open(path, "w") as f:
+            f.write("partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        ckpt.write_checkpoint(ckpt_dir, 3, {"generator.params": broken}, {"iteration": 3})
+    assert ckpt.list_checkpoints(ckpt_dir) == before
+    assert sorted(os.listdir(ckpt_dir)) == ["iter_0000003"]  # no temporary left behind
+    ckpt.read_state(before[-1][1])
+    trainer.load_checkpoint(before[-1][1])
+
+
+def test_keeps_only_the_newest_checkpoints(dataset, tmp_path):
+    trainer = GANTrainer(_config(iterations=8, checkpoint_every=1, keep_checkpoints=2,
+                                 sample_every=100, log_every=100), dataset=dataset)
+    trainer.train(str(tmp_path / "run"))
+    saved = ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints"))
+    assert [it for it, _ in saved] == [7, 8]
+
+
+def test_batch_stream_resumes_mid_epoch(dataset):
+    straight = iter(BatchStream(dataset, 100, seed=4))
+    seq = [next(straight)[1].asnumpy() for _ in range(30)]  # crosses an epoch boundary
+    stream = BatchStream(dataset, 100, seed=4)
+    it = iter(stream)
+    for _ in range(13):
+        next(it)
+    resumed = iter(BatchStream(dataset, 100, seed=4, epoch=stream.epoch, batch=stream.batch))
+    for expected in seq[13:]:
+        np.testing.assert_array_equal(next(resumed)[1].asnumpy(), expected)
+    images, labels = next(iter(BatchStream(dataset, 16, seed=0, num_workers=2)))
+    assert images.shape == (16, 3, 32, 32) and labels.dtype == np.int32
+    assert -1 <= float(images.min().asscalar()) and float(images.max().asscalar()) <= 1
+
+
+def test_learning_rate_decays_linearly_to_zero(dataset):
+    trainer = GANTrainer(_config(iterations=10, lr=2e-4, lr_decay="linear"), dataset=dataset)
+    assert trainer.learning_rate(0) == pytest.approx(2e-4)
+    assert trainer.learning_rate(5) == pytest.approx(1e-4)
+    assert trainer.learning_rate(10) == pytest.approx(0.0)
+
+
+def test_gradient_clipping_reaches_the_optimizer(dataset):
+    assert GANTrainer(_config(clip_gr=0.5), dataset=dataset).d_trainer._optimizer \
+        .clip_gradient == 0.5
+    assert GANTrainer(_config(clip_gr=0), dataset=dataset).d_trainer._optimizer \
+        .clip_gradient is None
