@@ -2,21 +2,16 @@
 appendix B, tables 4 and 5) with the projection discriminator of Miyato & Koyama,
 "cGANs with Projection Discriminator", ICLR 2018.
 
-Layouts, from the authors' Chainer code (pfnet-research/sngan_projection):
+Layouts (widths in units of ``ch``; "opt" is the optimized first block):
 
-=====  =========================================  ==========================================
-size   generator (``gen_models/``)                discriminator (``dis_models/``)
-=====  =========================================  ==========================================
-32     ``resnet_32``: ch=256, dense 4x4xch,       ``snresnet_32``: ch=128, optimized down ch,
-       3 up blocks ch->ch (paper table 4)          down ch, ch, ch; dense without bias
-48     paper table 5 (STL-10): ch=64, dense        paper table 5: ch=64, optimized down ch,
-       6x6x8ch, up blocks to 4ch, 2ch, ch          down 2ch, 4ch, 8ch, block 16ch
-64     ``resnet_64``: ch=64, dense 4x4x16ch, up    ``snresnet_64``: ch=64, optimized down ch,
-       blocks to 8ch, 4ch, 2ch, ch                 down 2ch, 4ch, 8ch, 16ch
-=====  =========================================  ==========================================
-
-The authors publish no 48x48 code; that layout is the paper's table 5, with the
-blocks of the other two.
+* 32x32, paper table 4, authors' ``gen_models/resnet_32.py`` and
+  ``dis_models/snresnet_32.py``. G: ch=256, dense to 4x4x1, up blocks 1, 1, 1.
+  D: ch=128, opt down 1, down 1, block 1, block 1; the last dense has no bias.
+* 48x48 (STL-10), paper table 5; the authors publish no code for it. G: ch=64,
+  dense to 6x6x8, up blocks 4, 2, 1. D: ch=64, opt down 1, down 2, 4, 8, block 16.
+* 64x64, authors' ``gen_models/resnet_64.py`` and ``dis_models/snresnet_64.py``.
+  G: ch=64, dense to 4x4x16, up blocks 8, 4, 2, 1. D: ch=64, opt down 1,
+  down 2, 4, 8, 16.
 
 Initialization, as the authors' code (``gen_models/resblocks.py``,
 ``dis_models/resblocks.py``): the 3x3 convolutions inside residual blocks
