@@ -116,6 +116,9 @@ class TrainConfig:
         if self.kvstore not in ("device", "local", "dist_sync", "dist_device_sync"):
             raise ConfigError("--kvstore must be one of device, local, dist_sync, "
                               "dist_device_sync; got %r" % self.kvstore)
+        if self.sync_bn and not (self.gpus or self.use_gpu):
+            raise ConfigError("--sync-bn needs GPUs (--gpus): MXNet's SyncBatchNorm waits on a "
+                              "barrier that CPU contexts never reach")
         if self.batch_size % self.num_devices:
             raise ConfigError("--batch-size %d does not split evenly over %d devices"
                               % (self.batch_size, self.num_devices))

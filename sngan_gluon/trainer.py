@@ -35,6 +35,7 @@ from . import checkpoint as ckpt
 from .config import ConfigError, TrainConfig
 from .losses import get_loss
 from .models import get_discriminator, get_generator
+from .models._common import to_sync_batchnorm
 from .visualize import plot_curves, save_image_grid
 
 LOG_FIELDS = ["iteration", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "lr", "images_per_s",
@@ -185,8 +186,9 @@ class GANTrainer:
         random.seed(cfg.seed)
         kwargs = dict(image_size=self.image_size, num_classes=self.num_classes,
                       channels=self.channels)
-        g_extra = {"sync_bn": len(self.ctxs)} if cfg.sync_bn and len(self.ctxs) > 1 else {}
-        self.G = get_generator(cfg.arch, z_dim=cfg.z_dim, **kwargs, **g_extra)
+        self.G = get_generator(cfg.arch, z_dim=cfg.z_dim, **kwargs)
+        if cfg.sync_bn and len(self.ctxs) > 1:
+            to_sync_batchnorm(self.G, len(self.ctxs))
         self.D = get_discriminator(cfg.arch, sn=cfg.sn, power_iterations=cfg.power_iterations,
                                    **kwargs)
         self.G.initialize(ctx=self.ctxs)

@@ -133,3 +133,29 @@ def check_image_size(arch, image_size, supported):
     if image_size not in supported:
         raise ValueError("%s: no layout for image_size=%r; supported: %s"
                          % (arch, image_size, ", ".join(str(s) for s in sorted(supported))))
+
+
+def to_sync_batchnorm(block, num_devices):
+    """Replace every ``nn.BatchNorm`` inside ``block`` by ``SyncBatchNorm`` (in place).
+
+    For data-parallel training on ``num_devices`` devices: the batch statistics
+    are then those of the whole batch rather than of each device's share. Call it
+    before ``initialize``; the replacements keep each layer's channels, momentum,
+    epsilon, center and scale. Returns ``block``.
+    """
+    from mxnet.gluon.contrib.nn import SyncBatchNorm
+    for key, child in list(block._children.items()):
+        if type(child) is nn.BatchNorm:  # noqa: E721  (subclasses are left alone)
+            kw = child._kwargs
+            sync = SyncBatchNorm(in_channels=child.gamma.shape[0], num_devices=num_devices,
+                                 momentum=kw["momentum"], epsilon=kw["eps"],
+                                 center=child.beta.grad_req != "null",
+                                 scale=child.gamma.grad_req != "null",
+                                 prefix=child.prefix)
+            block._children[key] = sync
+            for attr, value in list(vars(block).items()):
+                if value is child:
+                    object.__setattr__(block, attr, sync)
+        else:
+            to_sync_batchnorm(child, num_devices)
+    return block
