@@ -113,10 +113,12 @@ class BatchStream:
                            self.batches_per_epoch * self.batch_size, self.batch_size)
             index_batches = [order[s:s + self.batch_size] for s in starts]
             if self.num_workers > 0:
+                # each loader item is one whole batch of indices, converted in a worker
                 loader = gluon.data.DataLoader(
-                    gluon.data.SimpleDataset(index_batches), batch_size=None,
-                    batchify_fn=self._batchify, num_workers=self.num_workers,
-                    thread_pool=True)
+                    gluon.data.SimpleDataset(index_batches),
+                    batch_sampler=[[i] for i in range(len(index_batches))],
+                    batchify_fn=lambda items: self._batchify(items[0]),
+                    num_workers=self.num_workers, thread_pool=True)
                 source = iter(loader)
             else:
                 source = (self._batchify(b) for b in index_batches)
@@ -386,9 +388,8 @@ class GANTrainer:
             self.d_trainer.load_states(os.path.join(path, "d_trainer.states"))
         except (mx.base.MXNetError, OSError, ValueError, AssertionError, KeyError,
                 EOFError) as err:
-            first = str(err).strip().splitlines()
             raise ckpt.CheckpointError("checkpoint %s is corrupt or does not match this model: %s"
-                                       % (path, first[0] if first else type(err).__name__))
+                                       % (path, _last_line(err)))
         except Exception as err:  # unpickling a damaged states file raises anything
             raise ckpt.CheckpointError("checkpoint %s is corrupt: %s: %s"
                                        % (path, type(err).__name__, err))
@@ -507,6 +508,13 @@ class GANTrainer:
             self.best_fid = result["fid"]
             self.save_checkpoint(extra_name="best")
         return result
+
+
+def _last_line(err):
+    """The informative line of an (MXNet) error message, whose first lines are a traceback."""
+    lines = [l.strip() for l in str(err).splitlines()
+             if l.strip() and not l.startswith(("Traceback", "  File", "File "))]
+    return lines[-1] if lines else type(err).__name__
 
 
 def _rng_to_json(rng):

@@ -38,10 +38,17 @@ def _gpu_list(text):
     return ids
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (the usage text is in --help)."""
+
+    def error(self, message):
+        self.exit(EXIT_USER_ERROR, "error: %s (see %s --help)\n" % (message, self.prog))
+
+
 def build_parser(suppress_defaults=False):
     """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
     settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="train.py",
         description="Train a spectrally normalized GAN (Miyato et al., ICLR 2018) with "
                     "MXNet Gluon. Defaults: the paper's setting B with the standard CNN "
