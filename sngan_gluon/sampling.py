@@ -1,0 +1,83 @@
+"""Generators rebuilt from checkpoints, and images drawn from them."""
+import os
+
+import numpy as np
+
+import mxnet as mx
+from mxnet import nd
+
+from . import checkpoint as ckpt
+from .models import get_generator
+
+
+class LoadedGenerator:
+    """A generator restored from a checkpoint, ready to sample.
+
+    Attributes: ``net`` (the hybridized generator), ``z_dim``, ``num_classes``,
+    ``image_size``, ``channels``, ``config`` (the run's settings as a dict),
+    ``iteration``, ``ema`` (whether the EMA weights were loaded), ``path``.
+    """
+
+    def __init__(self, checkpoint, ctx=None, use_ema=True):
+        path = ckpt.resolve_checkpoint(checkpoint)
+        state = ckpt.read_state(path)
+        config = state["config"]
+        self.path, self.config, self.iteration = path, config, int(state["iteration"])
+        self.z_dim = int(config["z_dim"])
+        self.num_classes = int(state.get("num_classes", 0))
+        self.image_size = int(state["image_size"])
+        self.channels = int(state["channels"])
+        self.ctx = ctx or mx.cpu()
+        ema_file = os.path.join(path, "generator_ema.params")
+        self.ema = bool(use_ema and os.path.isfile(ema_file))
+        params = ema_file if self.ema else os.path.join(path, "generator.params")
+        self.net = get_generator(config["arch"], image_size=self.image_size, z_dim=self.z_dim,
+                                 num_classes=self.num_classes, channels=self.channels)
+        try:
+            self.net.load_parameters(params, ctx=self.ctx)
+        except (mx.base.MXNetError, OSError, ValueError, AssertionError) as err:
+            lines = [l for l in str(err).splitlines() if l.strip() and "Traceback" not in l
+                     and not l.startswith("  File")]
+            raise ckpt.CheckpointError("cannot load %s: %s" % (params, lines[-1] if lines
+                                                               else type(err).__name__))
+        self.net.hybridize()
+
+    def noise(self, n, rng, truncation=None):
+        """``n`` noise vectors (n, z_dim) float32; ``truncation`` t redraws entries with |z| > t."""
+        z = rng.normal(size=(n, self.z_dim))
+        if truncation is not None:
+            bad = np.abs(z) > truncation
+            while bad.any():
+                z[bad] = rng.normal(size=int(bad.sum()))
+                bad = np.abs(z) > truncation
+        return z.astype(np.float32)
+
+    def generate(self, num, seed=0, label=None, batch_size=100, truncation=None):
+        """Yield image batches: float32 NDArray (B, C, H, W) in [-1, 1], ``num`` images in all.
+
+        ``label``: the class of every image (conditional generators; None: uniform
+        random classes). The generator runs in inference mode (BatchNorm running
+        statistics).
+        """
+        if label is not None and self.num_classes == 0:
+            raise ValueError("--class %d: this checkpoint's generator is unconditional" % label)
+        if label is not None and not 0 <= label < self.num_classes:
+            raise ValueError("--class %d: the generator knows classes 0..%d"
+                             % (label, self.num_classes - 1))
+        rng = np.random.RandomState(seed)
+        done = 0
+        while done < num:
+            n = min(batch_size, num - done)
+            z = nd.array(self.noise(n, rng, truncation), ctx=self.ctx)
+            if self.num_classes:
+                y = (np.full(n, label) if label is not None
+                     else rng.randint(0, self.num_classes, size=n))
+                yield self.net(z, nd.array(y, ctx=self.ctx, dtype="int32"))
+            else:
+                yield self.net(z)
+            done += n
+
+    def sample(self, num, **kwargs):
+        """``num`` images as uint8 (num, H, W, C), the layout of the training images."""
+        from .data import to_uint8
+        return np.concatenate([to_uint8(b) for b in self.generate(num, **kwargs)])
