@@ -1,0 +1,535 @@
+"""Start a distributed (``--kvstore dist_sync``) MXNet job: one scheduler, servers, workers.
+
+MXNet's multi-machine kvstore runs on ps-lite, and every process learns its part
+from environment variables alone:
+
+======================  ================================================
+``DMLC_ROLE``           ``scheduler``, ``server`` or ``worker``
+``DMLC_PS_ROOT_URI``    address of the scheduler
+``DMLC_PS_ROOT_PORT``   port the scheduler listens on
+``DMLC_NUM_SERVER``     number of server processes
+``DMLC_NUM_WORKER``     number of worker processes
+``DMLC_NODE_HOST``      address this process binds and advertises (optional)
+``PS_VERBOSE``          1 or 2: ps-lite connection / message log (optional)
+======================  ================================================
+
+A scheduler or a server is nothing but ``import mxnet`` with ``DMLC_ROLE`` set:
+``mxnet/kvstore/kvstore_server.py`` runs the server loop at import time and
+calls ``sys.exit()`` when it ends. Here the servers run
+``python -c "import sngan_gluon._compat"`` instead, which imports mxnet the
+way the rest of the package does (with the NumPy aliases restored on Python
+3.12). Workers run your command; ``mx.kv.create('dist_sync')`` gives each its
+rank, so no rank variable is passed. The scheduler and the servers exit on their
+own once the workers have finished.
+
+Local mode (the default) runs the whole job on this host, over loopback::
+
+    python -m sngan_gluon.launch -n 2 -- python train.py --kvstore dist_sync ...
+    python -m sngan_gluon.launch -n 2 -s 1 --port 9000 --timeout 3600 -- python train.py ...
+
+Every worker's output is printed with a prefix (``[worker 0] ...``; the number
+is the launch order, not the kvstore rank). The launcher waits for the workers,
+then for the scheduler and servers; it returns the first failing worker's exit
+code and stops the rest of the job when a worker fails, on ``--timeout``
+(exit 124) and on Ctrl-C or SIGTERM (exit 130 / 143). Each process runs in its
+own process group, and the whole group is stopped, so helpers a worker started
+(data-loader processes) go too.
+
+Hosts mode prints one ssh command per process; run them yourself, or let
+``--ssh`` run them with the same supervision as local mode::
+
+    python -m sngan_gluon.launch -n 2 --hosts hosts.txt -- python train.py --kvstore dist_sync
+    python -m sngan_gluon.launch -n 2 --hosts hosts.txt --ssh -- python train.py ...
+
+``hosts.txt`` holds one host per line (``name``, ``user@name`` or
+``name:ssh_port``; ``#`` starts a comment). The scheduler runs on the first
+host; servers and workers go round-robin over the hosts, each with
+``DMLC_NODE_HOST`` set to its host (use addresses rather than names if a name
+does not resolve to the interface the hosts share). The port (default 9091) is
+not checked for being free remotely. Every host needs the code under
+``--workdir`` (default: the current directory) and the interpreter given by
+``--python`` (default: this one) for the scheduler and servers. Stopping a local
+ssh client does not always stop the remote process (ssh runs it without a
+terminal); after a failure check the hosts, e.g. with MXNet's
+``python .../mxnet/tools/kill-mxnet.py HOSTFILE USER PROGRAM``.
+
+Caveat for worker scripts: a worker whose Python code raises after it created a
+``dist_sync`` kvstore does not exit. At interpreter exit ps-lite's finalize
+waits in a barrier for every other node, so the launcher sees a live process
+and the job runs until ``--timeout`` or Ctrl-C. Scripts that want a failure
+reported at once should end with ``os._exit(code)`` on error.
+
+MXNet's own launchers
+---------------------
+The wheel ships ``python -m mxnet.tools.launch -n N [-s S] [-H HOSTFILE]
+--launcher ssh|mpi|sge|yarn|local CMD`` (a front end to ``dmlc_tracker``), and
+``dmlc_tracker`` has submitters for slurm, kubernetes and mesos
+(``dmlc_tracker.slurm.submit(args)`` and so on; ``python -m
+dmlc_tracker.submit`` needs the ``kubernetes`` package even to start and does
+not dispatch ``slurm``). All of them do what this module does: start a
+scheduler with ``DMLC_ROLE=scheduler`` and the servers and workers with the
+variables above (dmlc_tracker runs your own command for the servers too). As
+shipped with MXNet 1.9.1 they fail on Python 3.9 and later:
+``dmlc_tracker/tracker.py`` waits with ``Thread.isAlive()``, which Python 3.9
+removed, so the launcher dies with an ``AttributeError`` right after starting
+the job and leaves its processes behind. They work on Python <= 3.8, or where
+``isAlive`` is replaced by ``is_alive``.
+"""
+import argparse
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROLES = ("scheduler", "server", "worker")
+LOOPBACK = "127.0.0.1"
+SERVER_CODE = "import sngan_gluon._compat"
+DEFAULT_HOSTS_PORT = 9091  # dmlc_tracker's first choice
+
+EXIT_USER_ERROR = 2
+EXIT_TIMEOUT = 124  # as coreutils' timeout
+EXIT_INTERRUPTED = 130
+
+# After the last worker has finished, the scheduler and servers get this long to
+# leave on their own before they are stopped; a stopped process gets
+# _KILL_GRACE_S after SIGTERM before SIGKILL.
+_STOP_GRACE_S = 10.0
+_KILL_GRACE_S = 3.0
+_POLL_S = 0.05
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def role_env(role, root_uri, root_port, num_servers, num_workers, node_host=None):
+    """The ps-lite environment variables of one process of a distributed job.
+
+    Parameters
+    ----------
+    role : str
+        ``'scheduler'``, ``'server'`` or ``'worker'``.
+    root_uri : str
+        Address of the scheduler (``DMLC_PS_ROOT_URI``).
+    root_port : int
+        Port of the scheduler (``DMLC_PS_ROOT_PORT``).
+    num_servers, num_workers : int
+        Sizes of the job (``DMLC_NUM_SERVER``, ``DMLC_NUM_WORKER``).
+    node_host : str, optional
+        Address the process binds and advertises (``DMLC_NODE_HOST``). Without
+        it ps-lite picks the first non-loopback interface, so local jobs pass
+        ``127.0.0.1`` to stay on loopback.
+
+    Returns
+    -------
+    dict of str to str
+        To be merged into the process's environment.
+    """
+    if role not in ROLES:
+        raise ValueError("role must be one of %s, got %r" % (", ".join(ROLES), role))
+    env = {"DMLC_ROLE": role,
+           "DMLC_PS_ROOT_URI": str(root_uri),
+           "DMLC_PS_ROOT_PORT": str(int(root_port)),
+           "DMLC_NUM_SERVER": str(int(num_servers)),
+           "DMLC_NUM_WORKER": str(int(num_workers))}
+    if node_host is not None:
+        env["DMLC_NODE_HOST"] = str(node_host)
+    return env
+
+
+def server_command(python=None):
+    """The argv of a scheduler or server: an interpreter that imports mxnet."""
+    return [python or sys.executable, "-c", SERVER_CODE]
+
+
+def free_port(host=LOOPBACK):
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def read_hosts(path):
+    """Host entries of a hosts file: one a line, blank lines and ``#`` comments skipped."""
+    with open(path) as handle:
+        hosts = [line.split("#", 1)[0].strip() for line in handle]
+    hosts = [h for h in hosts if h]
+    if not hosts:
+        raise ValueError("hosts file %s lists no host" % path)
+    return hosts
+
+
+def launch_local(command, num_workers, num_servers=None, port=None, timeout=None, env=None,
+                 cwd=None, python=None):
+    """Run a whole ``dist_sync`` job on this host over loopback and wait for it.
+
+    Parameters
+    ----------
+    command : list of str or str
+        The worker command (a string is split like a shell would).
+    num_workers : int
+        Number of workers, at least 1.
+    num_servers : int, optional
+        Number of servers, at least 1; default ``num_workers``.
+    port : int, optional
+        Scheduler port on 127.0.0.1; default a free one.
+    timeout : float, optional
+        Seconds after which the whole job is stopped; default none.
+    env : dict, optional
+        Variables added to every process's environment (on top of ``os.environ``).
+    cwd : str, optional
+        Working directory of every process.
+    python : str, optional
+        Interpreter of the scheduler and servers; default this one.
+
+    Returns
+    -------
+    int
+        0 when every worker succeeded; else the first failing worker's exit
+        code (128 + N for a worker killed by signal N), or 124 on timeout.
+        No process of the job is left running when this returns or raises;
+        ``KeyboardInterrupt`` is re-raised after the cleanup.
+    """
+    argv = _as_argv(command)
+    num_servers = num_workers if num_servers is None else num_servers
+    _check_sizes(num_workers, num_servers)
+    port = free_port() if port is None else port
+    base = dict(os.environ)
+    base.update(env or {})
+    # Output goes through a pipe: unbuffered Python keeps the prefixed lines live.
+    base.setdefault("PYTHONUNBUFFERED", "1")
+    service_env = dict(base)
+    # The servers import sngan_gluon; make it the same copy the launcher uses.
+    service_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_PACKAGE_PARENT, base.get("PYTHONPATH")) if p)
+
+    def spec(name, role, args, proc_env):
+        proc_env = dict(proc_env)
+        proc_env.update(role_env(role, LOOPBACK, port, num_servers, num_workers, LOOPBACK))
+        return name, role, args, proc_env
+
+    specs = [spec("scheduler", "scheduler", server_command(python), service_env)]
+    specs += [spec("server %d" % i, "server", server_command(python), service_env)
+              for i in range(num_servers)]
+    specs += [spec("worker %d" % i, "worker", argv, base) for i in range(num_workers)]
+    return _supervise(specs, cwd, timeout)
+
+
+def host_commands(hosts, command, num_workers, num_servers=None, port=DEFAULT_HOSTS_PORT,
+                  workdir=None, python=None, env=None):
+    """The ssh command line of every process of a multi-host job.
+
+    Parameters
+    ----------
+    hosts : list of str
+        Host entries (``name``, ``user@name`` or ``name:ssh_port``); the
+        scheduler runs on the first, servers and workers round-robin.
+    command : list of str or str
+        The worker command.
+    num_workers, num_servers : int
+        Job sizes; ``num_servers`` defaults to ``num_workers``.
+    port : int
+        Scheduler port on the first host.
+    workdir : str, optional
+        Directory to ``cd`` into on every host; default the current one.
+    python : str, optional
+        Interpreter of the scheduler and servers on the hosts; default this one.
+    env : dict, optional
+        Extra variables for every process (ssh passes no local environment).
+
+    Returns
+    -------
+    list of (str, str, str)
+        ``(host, role, command)`` in launch order: scheduler, servers, workers.
+        ``command`` is one shell line, ``ssh [-p P] HOST 'cd DIR && VAR=... CMD'``.
+    """
+    argv = _as_argv(command)
+    num_servers = num_workers if num_servers is None else num_servers
+    _check_sizes(num_workers, num_servers)
+    targets = [_parse_host(h) for h in hosts]
+    if not targets:
+        raise ValueError("no host given")
+    for key in env or {}:
+        if not key.isidentifier():
+            raise ValueError("not a variable name: %r" % key)
+    workdir = os.getcwd() if workdir is None else workdir
+    root_uri = targets[0][1]
+    plan = [("scheduler", targets[0], server_command(python))]
+    plan += [("server", targets[i % len(targets)], server_command(python))
+             for i in range(num_servers)]
+    plan += [("worker", targets[i % len(targets)], argv) for i in range(num_workers)]
+    lines = []
+    for role, (dest, address, ssh_port), args in plan:
+        variables = dict(env or {})
+        variables.update(role_env(role, root_uri, port, num_servers, num_workers, address))
+        remote = "cd %s && %s %s" % (
+            shlex.quote(workdir),
+            " ".join("%s=%s" % (k, shlex.quote(str(v))) for k, v in variables.items()),
+            shlex.join(args))
+        ssh = ["ssh"] + (["-p", ssh_port] if ssh_port else []) + [dest, remote]
+        lines.append((dest, role, shlex.join(ssh)))
+    return lines
+
+
+def launch_hosts(lines, timeout=None):
+    """Run ``host_commands`` lines through the local ssh client, supervised as local mode."""
+    specs = [("%s@%s" % (name, host), role, shlex.split(line), None)
+             for (host, role, line), name in zip(lines, _process_names(lines))]
+    return _supervise(specs, None, timeout)
+
+
+def _process_names(lines):
+    """``'scheduler'``, ``'server 0'``, ``'worker 1'``, ... for ``host_commands`` lines."""
+    counts, names = {}, []
+    for _, role, _ in lines:
+        index = counts.get(role, 0)
+        counts[role] = index + 1
+        names.append(role if role == "scheduler" else "%s %d" % (role, index))
+    return names
+
+
+def _as_argv(command):
+    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    if not argv:
+        raise ValueError("no worker command given")
+    return argv
+
+
+def _check_sizes(num_workers, num_servers):
+    if int(num_workers) < 1:
+        raise ValueError("the number of workers must be at least 1, got %r" % num_workers)
+    if int(num_servers) < 1:
+        raise ValueError("the number of servers must be at least 1, got %r" % num_servers)
+
+
+def _parse_host(entry):
+    """``'user@name:22'`` -> (ssh destination, address for ps-lite, ssh port or None)."""
+    dest, ssh_port = entry, None
+    if entry.count(":") == 1:  # more than one colon: an IPv6 address, no port
+        dest, ssh_port = entry.split(":")
+        if not ssh_port.isdigit():
+            raise ValueError("bad host entry %r: expected name or name:ssh_port" % entry)
+    if not dest or any(c.isspace() for c in dest):
+        raise ValueError("bad host entry %r" % entry)
+    return dest, dest.rsplit("@", 1)[-1], ssh_port
+
+
+def _relay(pipe, prefix, lock):
+    """Copy a child's output to our stdout, one prefixed line at a time."""
+    with pipe:
+        for raw in iter(pipe.readline, b""):
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            with lock:
+                sys.stdout.write(prefix + text + "\n")
+                sys.stdout.flush()
+
+
+def _say(message):
+    sys.stderr.write("[launch] %s\n" % message)
+    sys.stderr.flush()
+
+
+def _exit_code(returncode):
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _supervise(specs, cwd, timeout):
+    """Start ``(name, role, argv, env)`` processes, wait for the workers, stop everything.
+
+    Every child leads its own process group (``start_new_session``): the group
+    is what gets stopped, so the child's own children go with it, and a Ctrl-C
+    in the terminal reaches only the launcher, which then stops the job.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    lock = threading.Lock()
+    procs, relays = [], []
+    try:
+        for name, role, argv, env in specs:
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            procs.append((name, role, proc))
+            relay = threading.Thread(target=_relay, args=(proc.stdout, "[%s] " % name, lock),
+                                     daemon=True)
+            relay.start()
+            relays.append(relay)
+        code = _wait_for_workers(procs, deadline, timeout)
+        if code == 0:
+            _wait_for_services(procs, deadline)
+        return code
+    finally:
+        _stop(proc for _, _, proc in procs)
+        for relay in relays:
+            relay.join(timeout=_KILL_GRACE_S)
+
+
+def _wait_for_workers(procs, deadline, timeout):
+    workers = [(name, proc) for name, role, proc in procs if role == "worker"]
+    while True:
+        for name, role, proc in procs:
+            code = proc.poll()
+            # A scheduler or server may leave with 0 while the last worker is
+            # still finishing; only a failure of one of them ends the job.
+            if code is not None and code != 0:
+                _say("%s exited with code %d; stopping the job" % (name, code))
+                return _exit_code(code)
+        if all(proc.poll() == 0 for _, proc in workers):
+            return 0
+        if deadline is not None and time.monotonic() > deadline:
+            _say("timed out after %g s; stopping the job" % timeout)
+            return EXIT_TIMEOUT
+        time.sleep(_POLL_S)
+
+
+def _wait_for_services(procs, deadline):
+    until = time.monotonic() + _STOP_GRACE_S
+    if deadline is not None:
+        until = min(until, deadline)
+    for name, _, proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, until - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _say("%s still running after the workers finished; stopping it (did the "
+                 "workers create a dist kvstore?)" % name)
+            return
+
+
+def _stop(procs):
+    """SIGTERM every process group, SIGKILL what is left after a grace period."""
+    procs = list(procs)
+    _signal_groups(procs, signal.SIGTERM)
+    until = time.monotonic() + _KILL_GRACE_S
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, until - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    # Also reaches children that outlived their group leader.
+    _signal_groups(procs, signal.SIGKILL)
+    for proc in procs:
+        proc.wait()
+
+
+def _signal_groups(procs, signum):
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (the usage text is in --help)."""
+
+    def error(self, message):
+        self.exit(EXIT_USER_ERROR, "error: %s (see %s --help)\n" % (message, self.prog))
+
+
+def build_parser():
+    """The argument parser of ``python -m sngan_gluon.launch``."""
+    parser = _Parser(
+        prog="python -m sngan_gluon.launch",
+        usage="%(prog)s -n N [options] -- COMMAND ...",
+        description="Start a dist_sync MXNet job: one scheduler, servers and N workers "
+                    "running COMMAND, on this host over loopback (default) or on the "
+                    "hosts of --hosts.")
+    parser.add_argument("-n", "--num-workers", type=int, required=True,
+                        help="number of workers")
+    parser.add_argument("-s", "--num-servers", type=int,
+                        help="number of servers (default: the number of workers)")
+    parser.add_argument("--port", type=int,
+                        help="scheduler port (default: a free one locally, %d with --hosts)"
+                             % DEFAULT_HOSTS_PORT)
+    parser.add_argument("--timeout", type=float,
+                        help="stop the whole job after this many seconds (exit code 124)")
+    parser.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment variable for every process (repeatable)")
+    parser.add_argument("--python",
+                        help="interpreter of the scheduler and servers (default: this one)")
+    hosts = parser.add_argument_group("multi-host")
+    hosts.add_argument("--hosts", metavar="FILE",
+                       help="file with one host per line; the scheduler runs on the first")
+    mode = hosts.add_mutually_exclusive_group()
+    mode.add_argument("--print-commands", action="store_true",
+                      help="print the ssh command of every process (default with --hosts)")
+    mode.add_argument("--ssh", action="store_true",
+                      help="run those commands through ssh and wait for the workers")
+    hosts.add_argument("--workdir", help="directory on the hosts (default: the current one)")
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="the worker command, after --")
+    return parser
+
+
+def _parse_env(pairs):
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError("--env expects KEY=VALUE, got %r" % pair)
+        env[key] = value
+    return env
+
+
+def _print_commands(lines):
+    """Print the lines grouped by host, in the hosts file's order."""
+    names = _process_names(lines)
+    for host in dict.fromkeys(host for host, _, _ in lines):
+        print("# ---- %s" % host)
+        for (where, _, line), name in zip(lines, names):
+            if where == host:
+                print("# %s" % name)
+                print(line)
+
+
+def main(argv=None):
+    """Entry point of ``python -m sngan_gluon.launch``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    try:
+        if not command:
+            raise ValueError("no worker command given (put it after --)")
+        _check_sizes(args.num_workers, args.num_workers if args.num_servers is None
+                     else args.num_servers)
+        if args.port is not None and not 0 < args.port < 65536:
+            raise ValueError("--port must be in 1..65535, got %d" % args.port)
+        if args.timeout is not None and not args.timeout > 0:
+            raise ValueError("--timeout must be positive, got %g" % args.timeout)
+        if args.hosts is None and (args.ssh or args.print_commands or args.workdir):
+            raise ValueError("--print-commands, --ssh and --workdir need --hosts")
+        env = _parse_env(args.env)
+        if args.hosts is not None:
+            try:
+                hosts = read_hosts(args.hosts)
+            except OSError as err:
+                raise ValueError("cannot read hosts file %s: %s" % (args.hosts, err.strerror))
+            lines = host_commands(hosts, command, args.num_workers, args.num_servers,
+                                  args.port or DEFAULT_HOSTS_PORT, args.workdir, args.python, env)
+    except ValueError as err:
+        sys.stderr.write("error: %s\n" % err)
+        return EXIT_USER_ERROR
+
+    if args.hosts is not None and not args.ssh:
+        _print_commands(lines)
+        return 0
+    # SIGTERM unwinds like Ctrl-C, so the job is stopped on the way out.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        if args.hosts is None:
+            return launch_local(command, args.num_workers, args.num_servers, args.port,
+                                args.timeout, env, python=args.python)
+        return launch_hosts(lines, args.timeout)
+    except OSError as err:  # the command or ssh could not be started
+        sys.stderr.write("error: cannot start %s: %s\n"
+                         % (err.filename or "a process", err.strerror or err))
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _say("interrupted; the job was stopped")
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

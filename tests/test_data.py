@@ -1,0 +1,489 @@
+"""Datasets: exact pixels from binary files the tests write, offline failures, loaders.
+
+Every file read here is made by the test in the dataset's real on-disk format;
+nothing is downloaded. ``no_download`` makes any download attempt fail the test.
+"""
+import gzip
+import hashlib
+import os
+import tarfile
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import nd
+
+from sngan_gluon import data
+from sngan_gluon.data import DatasetError, get_dataloader, get_dataset, to_tensor, to_uint8
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*differ from the official release")
+
+CIFAR_TRAIN = ["data_batch_%d.bin" % i for i in range(1, 6)]
+CIFAR_PER_FILE, CIFAR_TEST = 60, 40
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _cifar_image(i):
+    """The known image of record ``i``: (32, 32, 3) RGB, different in every channel,
+    row and column, so a swapped channel or a transposition shows."""
+    r, c = np.mgrid[0:32, 0:32]
+    red = (i * 7 + r * 3 + c) % 256
+    green = (i + 2 * r + 5 * c + 100) % 256
+    blue = (255 - i - r * 8 + c) % 256
+    return np.stack([red, green, blue], axis=-1).astype(np.uint8)
+
+
+def _cifar_label(i):
+    return (i * 3 + 1) % 10
+
+
+def _write_cifar_file(path, indices):
+    with open(path, "wb") as f:
+        for i in indices:  # the documented record: label byte, then R, G, B planes row-major
+            image = _cifar_image(i)
+            f.write(bytes([_cifar_label(i)]))
+            for channel in range(3):
+                f.write(image[:, :, channel].tobytes(order="C"))
+
+
+def _make_cifar(folder):
+    os.makedirs(folder, exist_ok=True)
+    for k, name in enumerate(CIFAR_TRAIN):
+        _write_cifar_file(os.path.join(folder, name),
+                          range(k * CIFAR_PER_FILE, (k + 1) * CIFAR_PER_FILE))
+    _write_cifar_file(os.path.join(folder, "test_batch.bin"), range(1000, 1000 + CIFAR_TEST))
+    return folder
+
+
+def _expected_cifar(indices):
+    return (np.stack([_cifar_image(i) for i in indices]),
+            np.array([_cifar_label(i) for i in indices]))
+
+
+def _md5(path):
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Any download attempt raises and is recorded; the test fails if one happened."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise AssertionError("a download was attempted: %r" % (args,))
+
+    monkeypatch.setattr(mx.gluon.data.vision, "CIFAR10", refuse)
+    monkeypatch.setattr(mx.gluon.data.vision, "MNIST", refuse)
+    monkeypatch.setattr(data, "_fetch", refuse)
+    monkeypatch.setattr(data, "_probe", refuse)
+    monkeypatch.setattr(mx.gluon.utils, "download", refuse)
+    yield attempts
+    assert not attempts
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Downloads fail as on a machine without network; the attempts are recorded."""
+    attempts = []
+
+    def unreachable(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(mx.gluon.data.vision, "CIFAR10", unreachable)
+    monkeypatch.setattr(data, "_fetch", unreachable)
+    monkeypatch.setattr(data, "_probe", lambda url: None)
+    return attempts
+
+
+# --------------------------------------------------------------------------- cifar10
+
+def test_cifar10_binary_files_load_exact_pixels_and_labels(tmp_path, no_download):
+    _make_cifar(str(tmp_path))
+    with pytest.warns(UserWarning, match="SHA-1"):
+        train = get_dataset("cifar10", root=str(tmp_path))
+    images, labels = _expected_cifar(range(5 * CIFAR_PER_FILE))
+    assert train.images.shape == (300, 32, 32, 3) and train.images.dtype == np.uint8
+    assert train.labels.dtype == np.int32
+    np.testing.assert_array_equal(train.images, images)
+    np.testing.assert_array_equal(train.labels, labels)
+    assert (train.num_classes, train.name, train.image_size, train.channels) == (
+        10, "cifar10", 32, 3)
+    image, label = train[7]
+    np.testing.assert_array_equal(image, _cifar_image(7))
+    assert label == _cifar_label(7) and len(train) == 300
+
+    test = get_dataset("cifar10", root=str(tmp_path), train=False)
+    images, labels = _expected_cifar(range(1000, 1000 + CIFAR_TEST))
+    np.testing.assert_array_equal(test.images, images)
+    np.testing.assert_array_equal(test.labels, labels)
+
+
+def test_cifar10_found_in_extracted_archive_folder(tmp_path, no_download):
+    _make_cifar(str(tmp_path / "cifar-10-batches-bin"))
+    test = get_dataset("cifar10", root=str(tmp_path), train=False, image_size=16)
+    assert test.images.shape == (CIFAR_TEST, 16, 16, 3)
+    # area downscaling by 2 averages 2x2 blocks
+    expected = _expected_cifar(range(1000, 1000 + CIFAR_TEST))[0].astype(np.float64)
+    blocks = expected.reshape(CIFAR_TEST, 16, 2, 16, 2, 3).mean(axis=(2, 4))
+    assert np.abs(test.images - blocks).max() <= 1
+
+
+def test_cifar10_truncated_file_names_the_file(tmp_path, no_download):
+    _make_cifar(str(tmp_path))
+    path = tmp_path / "data_batch_3.bin"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DatasetError, match="data_batch_3.bin is truncated or corrupt"):
+        get_dataset("cifar10", root=str(tmp_path))
+
+
+def test_cifar10_label_out_of_range_raises(tmp_path, no_download):
+    _make_cifar(str(tmp_path))
+    path = tmp_path / "test_batch.bin"
+    raw = bytearray(path.read_bytes())
+    raw[5 * 3073] = 10  # label byte of record 5
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=r"test_batch.bin is corrupt: record 5 has label 10"):
+        get_dataset("cifar10", root=str(tmp_path), train=False)
+
+
+def test_cifar10_missing_offline_names_archive_url_and_folder(tmp_path, offline):
+    root = str(tmp_path / "cifar")
+    with pytest.raises(DatasetError) as err:
+        get_dataset("cifar10", root=root)
+    message = str(err.value)
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" in message
+    assert root in message and "data_batch_1.bin" in message and "offline" in message
+    assert "\n" not in message
+    # both the Gluon mirror and the original home were tried
+    assert len(offline) == 2
+
+
+def test_cifar10_download_false_does_not_try(tmp_path, no_download):
+    with pytest.raises(DatasetError, match="download=False"):
+        get_dataset("cifar10", root=str(tmp_path), download=False)
+
+
+def test_cifar10_original_archive_is_extracted_where_gluon_expects(tmp_path, monkeypatch):
+    source = _make_cifar(str(tmp_path / "source"))
+    archive = str(tmp_path / "cifar-10-binary.tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:  # the original layout: one folder inside
+        for name in CIFAR_TRAIN + ["test_batch.bin"]:
+            tar.add(os.path.join(source, name), arcname="cifar-10-batches-bin/" + name)
+    root = tmp_path / "root"
+
+    def mirror_down(*args, **kwargs):
+        raise OSError("mirror unreachable")
+
+    def fetch(url, path, md5):
+        assert url == data.CIFAR10_URL and md5 == data.CIFAR10_MD5
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(archive, "rb") as src, open(path, "wb") as dst:
+            dst.write(src.read())
+
+    monkeypatch.setattr(mx.gluon.data.vision, "CIFAR10", mirror_down)
+    monkeypatch.setattr(data, "_probe", lambda url: None)
+    monkeypatch.setattr(data, "_fetch", fetch)
+    test = get_dataset("cifar10", root=str(root), train=False)
+    assert sorted(os.listdir(root)) == sorted(CIFAR_TRAIN + ["test_batch.bin",
+                                                             "cifar-10-binary.tar.gz"])
+    np.testing.assert_array_equal(test.images, _expected_cifar(range(1000, 1040))[0])
+
+
+def test_cifar10_archive_placed_by_hand_is_extracted_offline(tmp_path, monkeypatch, no_download):
+    source = _make_cifar(str(tmp_path / "source"))
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = str(root / "cifar-10-binary.tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in CIFAR_TRAIN + ["test_batch.bin"]:
+            tar.add(os.path.join(source, name), arcname="cifar-10-batches-bin/" + name)
+    monkeypatch.setattr(data, "CIFAR10_MD5", _md5(archive))
+    train = get_dataset("cifar10", root=str(root), download=False)
+    np.testing.assert_array_equal(train.labels, _expected_cifar(range(300))[1])
+
+
+# --------------------------------------------------------------------------- stl10
+
+def _stl_images(n, seed):
+    """(n, 96, 96, 3) images constant on 2x2 blocks, so an area downscale by 2 is exact."""
+    rng = np.random.RandomState(seed)
+    small = rng.randint(0, 256, size=(n, 48, 48, 3)).astype(np.uint8)
+    small[:, 0, :, 0] = 255  # top row red, left column blue: orientation marks
+    small[:, :, 0, 2] = 255
+    return small.repeat(2, axis=1).repeat(2, axis=2), small
+
+
+def _write_stl_x(path, images):
+    with open(path, "wb") as f:
+        for image in images:  # each channel column-major, as the STL-10 readme says
+            for channel in range(3):
+                f.write(image[:, :, channel].tobytes(order="F"))
+
+
+def test_stl10_binary_files_orientation_and_downscale(tmp_path, no_download):
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    unlabeled, unlabeled_small = _stl_images(4, 0)
+    train, train_small = _stl_images(3, 1)
+    test, test_small = _stl_images(2, 2)
+    _write_stl_x(str(folder / "unlabeled_X.bin"), unlabeled)
+    _write_stl_x(str(folder / "train_X.bin"), train)
+    (folder / "train_y.bin").write_bytes(bytes([1, 5, 10]))
+    _write_stl_x(str(folder / "test_X.bin"), test)
+    (folder / "test_y.bin").write_bytes(bytes([10, 3]))
+
+    dataset = get_dataset("stl10", root=str(tmp_path))
+    assert dataset.images.shape == (7, 48, 48, 3) and dataset.num_classes == 0
+    np.testing.assert_array_equal(dataset.images,
+                                  np.concatenate([unlabeled_small, train_small]))
+    np.testing.assert_array_equal(dataset.labels, np.zeros(7))
+
+    full = get_dataset("stl10", root=str(tmp_path), train=False, image_size=96)
+    np.testing.assert_array_equal(full.images, test)
+    np.testing.assert_array_equal(full.labels, [9, 2])
+    assert full.num_classes == 10
+
+    shard = get_dataset("stl10", root=str(tmp_path), num_parts=2, part_index=1)
+    np.testing.assert_array_equal(shard.images, dataset.images[1::2])
+
+
+def test_stl10_truncated_file_raises(tmp_path, no_download):
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    _write_stl_x(str(folder / "unlabeled_X.bin"), _stl_images(2, 0)[0])
+    (folder / "train_X.bin").write_bytes(b"\0" * 1000)
+    with pytest.raises(DatasetError, match="train_X.bin is truncated or corrupt"):
+        get_dataset("stl10", root=str(tmp_path))
+
+
+def test_stl10_missing_offline_names_url_and_folder(tmp_path, offline):
+    with pytest.raises(DatasetError) as err:
+        get_dataset("stl10", root=str(tmp_path))
+    assert data.STL10_URL in str(err.value) and str(tmp_path / "stl10_binary") in str(err.value)
+
+
+# --------------------------------------------------------------------------- mnist
+
+def _write_idx(path, array, magic):
+    header = np.array([magic] + list(array.shape), dtype=">u4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_files_grayscale_tiling_and_single_channel(tmp_path, no_download):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    images = np.random.RandomState(0).randint(0, 256, size=(5, 28, 28)).astype(np.uint8)
+    _write_idx(str(folder / "t10k-images-idx3-ubyte.gz"), images, 2051)
+    _write_idx(str(folder / "t10k-labels-idx1-ubyte.gz"), np.arange(5), 2049)
+
+    gray = get_dataset("mnist", root=str(tmp_path), train=False, image_size=28, channels=1)
+    assert gray.images.shape == (5, 28, 28, 1)
+    np.testing.assert_array_equal(gray.images[..., 0], images)
+    rgb = get_dataset("mnist", root=str(tmp_path), train=False, image_size=28, channels=3)
+    np.testing.assert_array_equal(rgb.images, np.repeat(images[..., None], 3, axis=3))
+    np.testing.assert_array_equal(rgb.labels, np.arange(5))
+    assert get_dataset("mnist", root=str(tmp_path), train=False).images.shape == (5, 32, 32, 3)
+
+
+def test_mnist_missing_names_url_and_folder(tmp_path, no_download):
+    with pytest.raises(DatasetError) as err:
+        get_dataset("mnist", root=str(tmp_path), download=False)
+    assert "gluon/dataset/mnist/train-images-idx3-ubyte.gz" in str(err.value)
+    assert str(tmp_path / "mnist") in str(err.value)
+
+
+def test_colour_to_one_channel_is_luminance():
+    rgb = get_dataset("synthetic", num_parts=64).images.astype(np.float64)
+    gray = get_dataset("synthetic", channels=1, num_parts=64).images
+    expected = np.rint(rgb @ [0.299, 0.587, 0.114])
+    assert gray.shape == rgb.shape[:3] + (1,)
+    assert np.abs(gray[..., 0] - expected).max() <= 1
+
+
+# --------------------------------------------------------------------------- digits
+
+def test_digits_shapes_range_classes():
+    train = get_dataset("digits")
+    assert train.images.shape == (1437, 32, 32, 3) and train.images.dtype == np.uint8
+    assert train.images.min() == 0 and train.images.max() == 255
+    assert train.num_classes == 10 and set(train.labels.tolist()) == set(range(10))
+    np.testing.assert_array_equal(train.images[..., 0], train.images[..., 2])
+
+
+def test_digits_split_is_disjoint_covering_and_deterministic():
+    from sklearn.datasets import load_digits
+    source = load_digits()
+    expected = np.rint(source.images * 255.0 / 16.0).astype(np.uint8)
+    train = get_dataset("digits", image_size=8, channels=1)
+    test = get_dataset("digits", image_size=8, channels=1, train=False)
+    assert (len(train), len(test)) == (1437, 360)
+
+    def keys(images, labels):
+        return sorted(image.tobytes() + bytes([label]) for image, label in zip(images, labels))
+
+    assert keys(np.concatenate([train.images[..., 0], test.images[..., 0]]),
+                np.concatenate([train.labels, test.labels])) == keys(expected, source.target)
+    again = get_dataset("digits", image_size=8, channels=1, train=False)
+    np.testing.assert_array_equal(again.images, test.images)
+
+
+# --------------------------------------------------------------------------- folder
+
+def _write_image(path, rgb):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    assert cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
+
+
+def test_folder_class_subfolders_become_labels(tmp_path):
+    # 20 x 40 (h x w): blue | green | red columns; the centre square is all green
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, :10] = (0, 0, 255)
+    wide[:, 10:30] = (0, 255, 0)
+    wide[:, 30:] = (255, 0, 0)
+    red = np.full((30, 30, 3), (255, 0, 0), np.uint8)
+    _write_image(str(tmp_path / "dogs" / "a.png"), wide)
+    _write_image(str(tmp_path / "cats" / "x.bmp"), red)
+    _write_image(str(tmp_path / "cats" / "deeper" / "y.jpg"), red)
+    (tmp_path / "cats" / "notes.txt").write_text("not an image")
+
+    dataset = get_dataset("folder", root=str(tmp_path), image_size=16)
+    assert dataset.images.shape == (3, 16, 16, 3) and dataset.num_classes == 2
+    np.testing.assert_array_equal(dataset.labels, [0, 0, 1])  # cats/deeper/y, cats/x, dogs/a
+    np.testing.assert_array_equal(dataset.images[1], np.broadcast_to([255, 0, 0], (16, 16, 3)))
+    assert np.abs(dataset.images[0].astype(int) - [255, 0, 0]).max() <= 3  # JPEG is lossy
+    np.testing.assert_array_equal(dataset.images[2], np.broadcast_to([0, 255, 0], (16, 16, 3)))
+
+
+def test_folder_without_subfolders_is_unlabelled(tmp_path):
+    for i in range(3):
+        _write_image(str(tmp_path / ("%d.png" % i)), np.full((8, 8, 3), i * 50, np.uint8))
+    dataset = get_dataset("folder", root=str(tmp_path), image_size=4, channels=1)
+    assert dataset.num_classes == 0 and dataset.images.shape == (3, 4, 4, 1)
+    np.testing.assert_array_equal(dataset.images[:, 0, 0, 0], [0, 50, 100])
+
+
+def test_folder_empty_raises(tmp_path):
+    (tmp_path / "empty_class").mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        get_dataset("folder", root=str(tmp_path))
+    with pytest.raises(DatasetError, match="does not exist"):
+        get_dataset("folder", root=str(tmp_path / "nowhere"))
+
+
+def test_folder_unreadable_image_names_the_file(tmp_path):
+    _write_image(str(tmp_path / "good.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"this is not a jpeg")
+    with pytest.raises(DatasetError, match="broken.jpg"):
+        get_dataset("folder", root=str(tmp_path))
+
+
+# --------------------------------------------------------------------------- common
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(DatasetError) as err:
+        get_dataset("imagenet")
+    for name in data.DATASETS:
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs", [dict(image_size=0), dict(image_size=2.5), dict(channels=2),
+                                    dict(num_parts=0), dict(num_parts=2, part_index=2),
+                                    dict(part_index=-1)])
+def test_bad_arguments_raise(kwargs):
+    with pytest.raises(DatasetError):
+        get_dataset("synthetic", **kwargs)
+
+
+def test_shards_are_disjoint_and_cover_the_split():
+    full = get_dataset("synthetic", image_size=8)
+    shards = [get_dataset("synthetic", image_size=8, num_parts=3, part_index=k) for k in range(3)]
+    assert sum(len(s) for s in shards) == len(full)
+    for k, shard in enumerate(shards):
+        np.testing.assert_array_equal(shard.images, full.images[k::3])
+        np.testing.assert_array_equal(shard.labels, full.labels[k::3])
+
+
+def test_synthetic_is_deterministic_and_balanced():
+    a, b = get_dataset("synthetic"), get_dataset("synthetic")
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.images.shape == (2048, 32, 32, 3) and np.bincount(a.labels).tolist() == [205] * 8 + [
+        204] * 2
+    test = get_dataset("synthetic", train=False)
+    assert len(test) == 512 and not np.array_equal(test.images[:10], a.images[:10])
+
+
+# --------------------------------------------------------------------------- tensors
+
+def test_to_tensor_layout_and_range():
+    batch = np.arange(256, dtype=np.uint8).reshape(4, 4, 4, 4)
+    out = to_tensor(batch)
+    assert isinstance(out, nd.NDArray) and out.dtype == np.float32 and out.shape == (4, 4, 4, 4)
+    values = out.asnumpy()
+    np.testing.assert_allclose(values, batch.transpose(0, 3, 1, 2) / 127.5 - 1, rtol=0, atol=1e-7)
+    assert values.min() == -1 and values.max() == 1
+    np.testing.assert_array_equal(to_tensor(nd.array(batch, dtype=np.uint8)).asnumpy(), values)
+    with pytest.raises(DatasetError, match="uint8"):
+        to_tensor(batch.astype(np.float32))
+
+
+def test_to_uint8_inverts_to_tensor_and_clips():
+    batch = np.random.RandomState(0).randint(0, 256, size=(3, 5, 6, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(to_uint8(to_tensor(batch)), batch)
+    out = to_uint8(np.array([-3.0, -1.0, 0.0, 1.0, 7.0], np.float32).reshape(1, 1, 1, 5))
+    assert out.dtype == np.uint8 and out.shape == (1, 1, 5, 1)
+    np.testing.assert_array_equal(out.ravel(), [0, 0, 128, 255, 255])
+
+
+# --------------------------------------------------------------------------- loader
+
+def test_dataloader_batches_shapes_dtypes_range():
+    dataset = get_dataset("synthetic", image_size=16, num_parts=8)  # 256 images
+    loader = get_dataloader(dataset, batch_size=100, seed=0)
+    batches = list(loader)
+    assert len(batches) == 2  # the last 56 are discarded
+    images, labels = batches[0]
+    assert images.shape == (100, 3, 16, 16) and images.dtype == np.float32
+    assert labels.shape == (100,) and labels.dtype == np.int32
+    values = images.asnumpy()
+    assert values.min() >= -1 and values.max() <= 1
+    # each batch pairs an image with its own label
+    first = np.flatnonzero((dataset.images == to_uint8(values[:1])[0]).all(axis=(1, 2, 3)))
+    assert labels.asnumpy()[0] in dataset.labels[first]
+    keep = get_dataloader(dataset, batch_size=100, shuffle=False, last_batch="keep")
+    assert [b[0].shape[0] for b in keep] == [100, 100, 56]
+
+
+def test_dataloader_seeded_shuffling_is_reproducible():
+    dataset = data.ImageDataset(np.zeros((50, 2, 2, 1), np.uint8), np.arange(50) % 10, 10, "toy")
+    dataset.labels[:] = np.arange(50)  # the label is the index: the order becomes visible
+
+    def epochs(seed, n=2):
+        loader = get_dataloader(dataset, batch_size=10, seed=seed)
+        return [np.concatenate([y.asnumpy() for _, y in loader]) for _ in range(n)]
+
+    first, second = epochs(3), epochs(3)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first[0], first[1])  # a new order each epoch
+    assert not np.array_equal(first[0], epochs(4, 1)[0])
+    assert sorted(first[0].tolist()) == list(range(50))
+
+
+def test_dataloader_with_worker_processes():
+    dataset = get_dataset("synthetic", image_size=8, num_parts=16)  # 128 images
+    loader = get_dataloader(dataset, batch_size=32, num_workers=2, seed=1)
+    serial = get_dataloader(dataset, batch_size=32, num_workers=0, seed=1)
+    for (x, y), (x0, y0) in zip(loader, serial):
+        np.testing.assert_array_equal(x.asnumpy(), x0.asnumpy())
+        np.testing.assert_array_equal(y.asnumpy(), y0.asnumpy())
+
+
+def test_dataloader_too_small_dataset_raises():
+    dataset = get_dataset("synthetic", num_parts=1024)  # 2 images
+    with pytest.raises(DatasetError, match="fewer than one batch"):
+        get_dataloader(dataset, batch_size=64)
