@@ -24,6 +24,7 @@ The run folder is an ordinary training run (samples, log, checkpoints); the
 figures are also written to ``quality.json`` in it.
 """
 import argparse
+import csv
 import json
 import os
 import time
@@ -38,6 +39,7 @@ from mxnet.gluon import nn
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset, to_tensor
 from sngan_gluon.metrics import frechet_distance, inception_score
+from sngan_gluon.sampling import LoadedGenerator
 from sngan_gluon.trainer import GANTrainer
 
 
@@ -103,6 +105,9 @@ def main():
     parser.add_argument("--no-sn", dest="sn", action="store_false")
     parser.add_argument("--out-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--from-run", default=None,
+                        help="judge an existing digits run (e.g. the README's first command) "
+                             "instead of training one")
     args = parser.parse_args()
     out_dir = args.out_dir or "runs/quality-%s" % ("sn" if args.sn else "nosn")
     train = get_dataset("digits", image_size=32, channels=3, train=True)
@@ -112,22 +117,31 @@ def main():
     print("judge: digits CNN, held-out accuracy %.3f (%d train / %d held-out images, %.0f s)"
           % (accuracy, len(train.images), len(test.images), time.time() - start))
 
-    config = TrainConfig(dataset="digits", arch="dcgan", iterations=args.iterations,
-                         batch_size=args.batch_size, sn=args.sn, seed=args.seed,
-                         sample_every=max(args.iterations // 4, 1),
-                         checkpoint_every=args.iterations, log_every=50, quiet=True)
-    trainer = GANTrainer(config, dataset=train)
-    start = time.time()
-    trainer.train(out_dir)
-    train_time = time.time() - start
-
-    fake = []
-    rng = np.random.RandomState(args.seed + 1)
-    for s in range(0, args.num, 200):
-        n = min(200, args.num - s)
-        z = nd.array(rng.normal(size=(n, config.z_dim)).astype(np.float32))
-        fake.append(trainer.G(z))
-    fake = nd.concat(*fake, dim=0)
+    if args.from_run:
+        generator = LoadedGenerator(args.from_run, use_ema=False)
+        out_dir = args.from_run
+        args.sn, args.iterations = generator.config["sn"], generator.iteration
+        args.batch_size = generator.config["batch_size"]
+        with open(os.path.join(out_dir, "log.csv")) as f:
+            train_time = float(list(csv.DictReader(f))[-1]["wall_time"])
+        fake = nd.concat(*generator.generate(args.num, seed=args.seed + 1, batch_size=200),
+                         dim=0)
+    else:
+        config = TrainConfig(dataset="digits", arch="dcgan", iterations=args.iterations,
+                             batch_size=args.batch_size, sn=args.sn, seed=args.seed,
+                             sample_every=max(args.iterations // 4, 1),
+                             checkpoint_every=args.iterations, log_every=50, quiet=True)
+        trainer = GANTrainer(config, dataset=train)
+        start = time.time()
+        trainer.train(out_dir)
+        train_time = time.time() - start
+        fake = []
+        rng = np.random.RandomState(args.seed + 1)
+        for s in range(0, args.num, 200):
+            n = min(200, args.num - s)
+            z = nd.array(rng.normal(size=(n, config.z_dim)).astype(np.float32))
+            fake.append(trainer.G(z))
+        fake = nd.concat(*fake, dim=0)
     p_fake, f_fake = judge(classifier, fake)
     p_test, f_test = judge(classifier, to_tensor(test.images))
     _, f_train = judge(classifier, to_tensor(train.images))
