@@ -47,15 +47,16 @@ def save_image_grid(images, path, nrow=None, caption=None):
     grid = image_grid(images, nrow=nrow)
     plt = _pyplot()
     height, width = grid.shape[:2]
-    extra = 0.35 if caption else 0.0
-    dpi = 100
-    fig = plt.figure(figsize=(max(width, 200) / dpi * 2, height / dpi * 2 + extra), dpi=dpi)
-    ax = fig.add_axes([0, 0, 1, height / (height + extra * dpi / 2)])
+    dpi, scale = 100, 2.0
+    extra = 0.3 if caption else 0.0  # inches of caption below the grid
+    fig_h = height * scale / dpi + extra
+    fig = plt.figure(figsize=(width * scale / dpi, fig_h), dpi=dpi)
+    ax = fig.add_axes([0, extra / fig_h, 1, 1 - extra / fig_h])
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
               interpolation="nearest")
     ax.axis("off")
     if caption:
-        fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=9)
+        fig.text(0.5, extra / fig_h / 2, caption, ha="center", va="center", fontsize=9)
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=dpi)
     plt.close(fig)

@@ -65,7 +65,10 @@ def main(argv=None):
             np.savez_compressed(tmp, images=images)
             os.replace(tmp, args.out)
         else:
-            save_image_grid(images, args.out)
+            caption = "%s generator%s on %s (%dx%d), iteration %d, seed %d" % (
+                gen.config["arch"], " (EMA)" if gen.ema else "", gen.config["dataset"],
+                gen.image_size, gen.image_size, gen.iteration, args.seed)
+            save_image_grid(images, args.out, caption=caption)
     except (ConfigError, CheckpointError, ValueError, OSError) as err:
         print("error: %s" % err, file=sys.stderr)
         return 2

@@ -1,0 +1,37 @@
+"""Image grids and curves."""
+import numpy as np
+import pytest
+
+import sngan_gluon  # noqa: F401
+from sngan_gluon.visualize import image_grid, plot_curves, save_image_grid
+
+
+def test_image_grid_places_each_image_in_its_cell():
+    images = np.stack([np.full((4, 5, 3), i * 20, np.uint8) for i in range(5)])
+    grid = image_grid(images, nrow=3, padding=1, pad_value=255)
+    assert grid.shape == (2 * 5 + 1, 3 * 6 + 1, 3)
+    for i in range(5):
+        r, c = divmod(i, 3)
+        cell = grid[1 + r * 5:1 + r * 5 + 4, 1 + c * 6:1 + c * 6 + 5]
+        assert (cell == i * 20).all()
+    assert (grid[0] == 255).all()  # padding row
+    assert (grid[6:10, 13:18] == 255).all()  # the empty sixth cell
+
+
+def test_image_grid_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="N, H, W, C"):
+        image_grid(np.zeros((2, 4, 4, 2), np.uint8))
+
+
+def test_save_image_grid_and_curves_write_pngs(tmp_path):
+    import matplotlib.image as mpimg
+    images = np.random.RandomState(0).randint(0, 255, size=(6, 8, 8, 1)).astype(np.uint8)
+    path = str(tmp_path / "g.png")
+    save_image_grid(images, path, caption="six images")
+    picture = mpimg.imread(path)
+    assert picture.ndim == 3 and picture.shape[0] > 0
+    rows = [dict(iteration=i, d_loss=1.0 / i, g_loss=i / 10.0, fid="" if i % 2 else 5.0)
+            for i in range(1, 6)]
+    plot_curves(rows, str(tmp_path / "loss.png"))
+    assert mpimg.imread(str(tmp_path / "loss.png")).shape[1] > 400  # loss + FID panels
+    assert not list(tmp_path.glob("*.tmp.png"))
