@@ -19,6 +19,7 @@ Scores computed with gluoncv's Inception-v3 are comparable among themselves,
 not digit for digit with papers that used the TensorFlow Inception graph
 (1008 classes, different weights and resizing); see :data:`FID_PROTOCOLS`.
 """
+import hashlib
 import logging
 import os
 import socket
@@ -71,6 +72,16 @@ _DOWNLOAD_SOCKET_TIMEOUT = 10.0
 
 class MetricsError(RuntimeError):
     """A metric cannot be computed for a reason the user can fix (weights, cache files)."""
+
+
+def _first_line(err):
+    """One line of an exception's message: the first, or the last after an MXNet C++ traceback."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if lines[0].startswith("Traceback"):
+        return lines[-1].replace("MXNetError: ", "", 1)
+    return lines[0]
 
 
 def inception_score(probs, splits=10):
@@ -267,7 +278,7 @@ class FeatureStats(object):
                 n = int(data["n"]) if "n" in data.files else 2
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise MetricsError("cannot read feature statistics %s: %s"
-                               % (path, str(err).splitlines()[0] if str(err) else type(err).__name__))
+                               % (path, _first_line(err))) from err
         d = mu.shape[0] if mu.ndim == 1 else -1
         if d < 1 or sigma.shape != (d, d) or n < 2 or not (np.isfinite(mu).all()
                                                            and np.isfinite(sigma).all()):
@@ -372,34 +383,31 @@ class InceptionExtractor(object):
         try:
             return model_store.get_model_file("inceptionv3", root=root)
         except (OSError, RuntimeError, ValueError, zipfile.BadZipFile) as err:
-            reason = (str(err).splitlines() or [type(err).__name__])[0][:160]
             raise MetricsError(
                 "Inception-v3 weights are missing: put gluoncv's %s in %s (gluoncv's model store; "
                 "$MXNET_HOME/models when MXNET_HOME is set) or pass --inception-params FILE to "
-                "load a local copy (download failed: %s)" % (file_name, folder, reason))
+                "load a local copy (download failed: %s)"
+                % (file_name, folder, _first_line(err)[:160])) from err
         finally:
             socket.setdefaulttimeout(previous)
 
     @staticmethod
     def _load(net, path, ctx):
         """Load ``path`` into ``net``; returns the extractor name for these weights."""
-        import hashlib
-        from gluoncv.model_zoo.model_store import _model_sha1
+        from gluoncv.model_zoo.model_store import short_hash
         if not os.path.isfile(path):
             raise MetricsError("Inception-v3 weights file not found: %s" % path)
         try:
             net.load_parameters(path, ctx=ctx)
         except (mx.MXNetError, AssertionError, ValueError, OSError) as err:
             raise MetricsError("cannot load Inception-v3 weights from %s (expected gluoncv's "
-                               "inceptionv3 .params): %s"
-                               % (path, (str(err).strip().splitlines() or [""])[0]))
+                               "inceptionv3 .params): %s" % (path, _first_line(err))) from err
         sha1 = hashlib.sha1()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 sha1.update(chunk)
-        if sha1.hexdigest() == _model_sha1["inceptionv3"]:
-            return "inceptionv3"
-        return "inceptionv3-%s" % sha1.hexdigest()[:8]
+        tag = sha1.hexdigest()[:8]  # gluoncv names its files by this prefix too
+        return "inceptionv3" if tag == short_hash("inceptionv3") else "inceptionv3-%s" % tag
 
     @staticmethod
     def _init_random(net, ctx, seed=0):

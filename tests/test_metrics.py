@@ -41,7 +41,8 @@ def index_batches(num, batch_size=64):
 def is_through_pipeline(probs, splits=10):
     features = np.zeros((len(probs), 4))
     features[:, 0] = np.arange(len(probs))
-    stats, collected = compute_statistics(index_batches(len(probs)), TableExtractor(features, probs))
+    extractor = TableExtractor(features, probs)
+    stats, collected = compute_statistics(index_batches(len(probs)), extractor)
     assert stats.n == len(probs)
     np.testing.assert_allclose(collected, probs, atol=1e-7)
     return inception_score(collected, splits=splits)
@@ -276,6 +277,11 @@ def test_inception_params_file_loads_the_same_weights(random_inception, tmp_path
                                rtol=1e-4, atol=1e-4)
     with pytest.raises(MetricsError, match="not found"):
         InceptionExtractor(params_file=str(tmp_path / "missing.params"))
+    garbage = tmp_path / "garbage.params"
+    garbage.write_bytes(b"not mxnet parameters")
+    with pytest.raises(MetricsError, match="Invalid NDArray file format") as info:
+        InceptionExtractor(params_file=str(garbage))
+    assert "\n" not in str(info.value)
 
 
 def test_pretrained_inception_offline_raises_one_clear_line(tmp_path, monkeypatch):
