@@ -197,6 +197,7 @@ def main(argv=None):
         from ..data import DatasetError
     except ImportError:  # pragma: no cover
         DatasetError = ConfigError
+    from ..metrics import MetricsError
     from ..trainer import GANTrainer, TrainingError, default_out_dir
     try:
         config, resume, out_dir = make_config(argv)
@@ -209,7 +210,7 @@ def main(argv=None):
         evaluator = _evaluator_for(config)
         trainer = GANTrainer(config, kvstore=kvstore)
         trainer.train(out_dir, resume=resume, evaluator=evaluator)
-    except (ConfigError, DatasetError, CheckpointError) as err:
+    except (ConfigError, DatasetError, CheckpointError, MetricsError) as err:
         print("error: %s" % err, file=sys.stderr)
         return EXIT_USER_ERROR
     except TrainingError as err:
