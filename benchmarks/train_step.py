@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import sngan_gluon  # noqa: F401
-import mxnet as mx
+
 from mxnet import autograd, nd
 
 from sngan_gluon.config import TrainConfig
@@ -102,7 +102,6 @@ def main():
           % (data_rate, data_rate / consumed))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("peak resident memory of this process: %.0f MiB" % peak)
-    del mx
 
 
 if __name__ == "__main__":
