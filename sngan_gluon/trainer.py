@@ -14,6 +14,12 @@ Several devices: each batch is split over the contexts and the gradients are
 summed by the ``gluon.Trainer``'s kvstore; each device's loss is weighted by its
 share of the batch, so the summed gradient is that of the whole batch.
 
+Several machines (a ``dist_*`` kvstore, see :mod:`sngan_gluon.launch`): each
+worker reads its own shard of the data and ``batch_size / num_workers`` images
+per step; the kvstore sums the gradients over devices and workers, and every
+worker applies Adam itself to identical weights (:class:`_DistSync` says why),
+so the workers stay in step. Only rank 0 writes anything.
+
 The host waits for the devices only every ``log_every`` iterations (and when
 sampling or saving), when the losses are read, checked for NaN/Inf and logged.
 Everything a run writes goes to one folder: ``config.json``, ``log.csv``,
@@ -137,7 +143,9 @@ class GANTrainer:
     config : TrainConfig
     dataset : optional, a dataset object with ``images`` uint8 (N, H, W, C),
         ``labels`` int (N,) and ``num_classes`` (default: ``data.get_dataset``).
-    kvstore : optional kvstore for distributed runs (see :mod:`sngan_gluon.launch`).
+    kvstore : optional ``dist_*`` kvstore (``mx.kv.create('dist_sync')``) for a
+        distributed run (see :mod:`sngan_gluon.launch`): the trainer reads shard
+        ``kvstore.rank`` of ``kvstore.num_workers`` and sums gradients through it.
     """
 
     def __init__(self, config, dataset=None, kvstore=None):
@@ -210,11 +218,24 @@ class GANTrainer:
         optimizer = dict(learning_rate=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2)
         if cfg.clip_gr > 0:
             optimizer["clip_gradient"] = cfg.clip_gr
-        kvstore = self.kv if self.kv is not None else cfg.kvstore
+        # One machine: each gluon.Trainer makes its own local kvstore from the name.
+        # Distributed: the trainers get none and _DistSync sums the gradients.
+        kvstore = cfg.kvstore if self.kv is None else None
         self.g_trainer = gluon.Trainer(self.G.collect_params(), "adam", dict(optimizer),
                                        kvstore=kvstore)
         self.d_trainer = gluon.Trainer(self.D.collect_params(), "adam", dict(optimizer),
                                        kvstore=kvstore)
+        self._g_sync = self._d_sync = None
+        self._stepped = set()
+        if self.kv is not None:
+            self._g_sync = _DistSync(self.kv, self.G.collect_params(), first_key=0)
+            self._d_sync = _DistSync(self.kv, self.D.collect_params(),
+                                     first_key=len(self._g_sync.keys))
+            for sync in (self._g_sync, self._d_sync):
+                sync.broadcast()
+            if self.G_ema is not None:
+                for name, param in self.G.collect_params().items():
+                    self._ema_params()[name].set_data(param.data(self.ctxs[0]))
 
     def _ema_params(self):
         """EMA generator parameters keyed like the generator's (prefixes differ)."""
@@ -264,7 +285,7 @@ class GANTrainer:
                 losses.append(self.d_loss_fn(d_real, d_fake) * share)
                 outs.append((d_real, d_fake))
         autograd.backward(losses)
-        self.d_trainer.step(1)
+        self._apply_gradients(self.d_trainer, self._d_sync)
         return losses, outs
 
     def _g_step(self):
@@ -279,8 +300,23 @@ class GANTrainer:
                 out = self.D(f) if y_parts is None else self.D(f, y_parts[i])
                 losses.append(self.g_loss_fn(out) * share)
         autograd.backward(losses)
-        self.g_trainer.step(1)
+        self._apply_gradients(self.g_trainer, self._g_sync)
         return losses
+
+    def _apply_gradients(self, trainer, sync):
+        """One Adam step of ``trainer``; the devices' gradients already sum to the batch's."""
+        if sync is not None:
+            sync.allreduce()
+            trainer.update(1)
+            return
+        if len(self.ctxs) > 1 and trainer not in self._stepped:
+            # gluon.Trainer's first step copies every parameter, each ``u`` included,
+            # from the first device to the others. The in-graph write of ``u`` by a
+            # static_alloc graph is not ordered before that copy (it can read, and
+            # then restore, the old ``u``), so the devices must finish first.
+            nd.waitall()
+            self._stepped.add(trainer)
+        trainer.step(1)
 
     def _update_ema(self):
         decay = self.config.ema
@@ -396,6 +432,15 @@ class GANTrainer:
         self.iteration = int(state["iteration"])
         self.stream.epoch, self.stream.batch = int(state["epoch"]), int(state["batch"])
         self.noise_rng = _rng_from_json(state["noise_rng"])
+        if not self.is_chief:
+            # The checkpoint holds rank 0's data position and noise generator. Another
+            # rank's position follows from the iteration (every iteration reads n_dis
+            # batches), but its generator state is known to no file: it restarts from
+            # (seed, rank, iteration), so the ranks keep drawing different noise.
+            self.stream.epoch, self.stream.batch = divmod(
+                self.iteration * self.config.n_dis, self.stream.batches_per_epoch)
+            self.noise_rng = np.random.RandomState(
+                [self.config.seed * 1000 + 17 + self.rank, self.iteration])
         if state.get("best_fid") is not None:
             self.best_fid = float(state["best_fid"])
         self._reload_history()
@@ -403,7 +448,7 @@ class GANTrainer:
 
     def _reload_history(self):
         path = os.path.join(self.out_dir or "", "log.csv")
-        if self.out_dir and os.path.exists(path):
+        if self.is_chief and self.out_dir and os.path.exists(path):
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.iteration]
             self.history = rows
@@ -508,6 +553,58 @@ class GANTrainer:
             self.best_fid = result["fid"]
             self.save_checkpoint(extra_name="best")
         return result
+
+
+class _DistSync:
+    """Sums one network's gradients over devices and workers on a ``dist_*`` kvstore.
+
+    Why not ``gluon.Trainer(..., kvstore=kv)``: a ``gluon.Trainer`` uses its
+    parameters' positions 0..n-1 as kvstore keys, so the generator's and the
+    discriminator's trainers on one shared dist kvstore claim the same keys on
+    the servers (MXNet stops with "The value size cannot be changed ... Key is
+    0"), and a process cannot make a second one (``mx.kv.create('dist_sync')``
+    a second time waits forever in ps-lite). Gluon would also run Adam on the
+    servers (``update_on_kvstore``), where ``set_learning_rate`` never reaches
+    it and ``save_states`` refuses. So the servers only sum gradients, under
+    keys ``first_key ..`` that keep the two networks apart, and each worker's
+    ``gluon.Trainer`` (without a kvstore) applies Adam to the summed gradient;
+    the weights start equal (``broadcast``) and stay equal, and the optimizer
+    state is local, so checkpoints and learning-rate decay work as on one machine.
+
+    Parameters
+    ----------
+    kv : KVStore
+        The worker's dist kvstore (sync mode: a pull returns the sum of every
+        worker's push of that round).
+    params : ParameterDict
+        The network's parameters, initialized on every context.
+    first_key : int
+        The first key; the network takes ``len(params)`` keys from there.
+    """
+
+    def __init__(self, kv, params, first_key):
+        self.kv = kv
+        self.params = [params[name] for name in sorted(params.keys())]
+        self.keys = list(range(first_key, first_key + len(self.params)))
+
+    def broadcast(self):
+        """Give every device of every worker rank 0's values (``u`` and BN statistics too)."""
+        self.kv.init(self.keys, [_dense(p.list_data()[0]) for p in self.params])
+        self.kv.pull(self.keys, out=[p.list_data() for p in self.params])
+
+    def allreduce(self):
+        """Replace each device's gradient by the sum over all devices and workers."""
+        for key, param in zip(self.keys, self.params):
+            if param.grad_req != "null":
+                grads = param.list_grad()
+                self.kv.pushpull(key, [_dense(g) for g in grads], out=grads, priority=-key)
+
+
+def _dense(array):
+    """``array`` in MXNet's default layout. A CPU array may be in an MKL-DNN layout
+    (convolution weights and their gradients often are), which a dist kvstore
+    cannot send ("We can't generate TBlob for MKLDNN data"); a copy is plain."""
+    return array.copy() if array.context.device_type == "cpu" else array
 
 
 def _last_line(err):

@@ -7,6 +7,7 @@ stderr and a non-zero exit code, never a traceback.
 import argparse
 import os
 import sys
+import traceback
 
 from .. import config as config_mod
 from ..config import SETTINGS, TrainConfig
@@ -190,7 +191,13 @@ def _evaluator_for(config):
 
 
 def main(argv=None):
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code.
+
+    A distributed worker (``--kvstore dist_*``) that fails ends its process with
+    ``os._exit`` once it has said why: returning would leave it waiting at
+    interpreter exit in ps-lite's finalize for workers that never come, and the
+    whole job would hang.
+    """
     from ..checkpoint import CheckpointError
     from ..config import ConfigError
     try:
@@ -199,32 +206,47 @@ def main(argv=None):
         DatasetError = ConfigError
     from ..metrics import MetricsError
     from ..trainer import GANTrainer, TrainingError, default_out_dir
+    kvstore = None
     try:
-        config, resume, out_dir = make_config(argv)
-        out_dir = out_dir or default_out_dir(config)
-        config.out_dir = out_dir
-        kvstore = None
-        if config.kvstore.startswith("dist"):
-            import mxnet as mx
-            kvstore = mx.kv.create(config.kvstore)
-        evaluator = _evaluator_for(config)
-        trainer = GANTrainer(config, kvstore=kvstore)
-        trainer.train(out_dir, resume=resume, evaluator=evaluator)
-    except (ConfigError, DatasetError, CheckpointError, MetricsError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return EXIT_USER_ERROR
-    except TrainingError as err:
-        print("error: %s" % err, file=sys.stderr)
-        return EXIT_TRAINING_FAILED
-    except KeyboardInterrupt as err:
-        where = str(err.args[0]) if err.args else None
-        print("interrupted%s" % (": checkpoint written to %s" % where if where else ""),
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if trainer.is_chief:
-        print("done: %d iterations; samples, log and checkpoints in %s"
-              % (trainer.iteration, out_dir))
-    return 0
+        try:
+            config, resume, out_dir = make_config(argv)
+            out_dir = out_dir or default_out_dir(config)
+            config.out_dir = out_dir
+            if config.kvstore.startswith("dist"):
+                import mxnet as mx
+                kvstore = mx.kv.create(config.kvstore)
+            # only rank 0 evaluates (and loads the feature network)
+            evaluator = _evaluator_for(config) if kvstore is None or kvstore.rank == 0 else None
+            trainer = GANTrainer(config, kvstore=kvstore)
+            trainer.train(out_dir, resume=resume, evaluator=evaluator)
+        except (ConfigError, DatasetError, CheckpointError, MetricsError) as err:
+            code = _fail("error: %s" % err, EXIT_USER_ERROR)
+        except TrainingError as err:
+            code = _fail("error: %s" % err, EXIT_TRAINING_FAILED)
+        except KeyboardInterrupt as err:
+            where = str(err.args[0]) if err.args else None
+            code = _fail("interrupted%s" % (": checkpoint written to %s" % where if where else ""),
+                         EXIT_INTERRUPTED)
+        else:
+            code = 0
+            if trainer.is_chief:
+                print("done: %d iterations; samples, log and checkpoints in %s"
+                      % (trainer.iteration, out_dir))
+    except BaseException:
+        if kvstore is None:
+            raise
+        traceback.print_exc()
+        code = EXIT_TRAINING_FAILED
+    if kvstore is not None and code != 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _fail(message, code):
+    print(message, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":
