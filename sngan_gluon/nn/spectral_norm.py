@@ -36,6 +36,12 @@ whole update is native graph code: no Python callback, the same operators
 hybridized or not, and no custom operator to register before ``SymbolBlock``
 can import an exported network.
 
+One caveat: under ``hybridize(static_alloc=True)`` MXNet does not order a read
+of ``u`` from *outside* the graph (``u.data().asnumpy()``, a kvstore broadcast)
+after the in-graph write. The layer's output depends on the write, so waiting
+for the output (or ``nd.waitall()``) before reading or saving ``u`` is enough;
+the trainer does so.
+
 Gradients flow through ``W`` only: ``u`` and ``v`` are computed from
 ``BlockGrad(W)`` and ``sigma = u^T W v`` is differentiated with ``u, v`` held
 constant, as in the paper's Algorithm 1 and PyTorch.
