@@ -9,14 +9,11 @@ import argparse
 import json
 import sys
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, "error: %s (see %s --help)\n" % (message, self.prog))
+from . import OneLineParser
 
 
 def build_parser():
-    parser = _Parser(prog="python -m sngan_gluon.evaluate",
+    parser = OneLineParser(prog="python -m sngan_gluon.evaluate",
                      description="Inception Score and FID of a trained generator.",
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--checkpoint", required=True,

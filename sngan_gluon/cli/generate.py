@@ -8,16 +8,13 @@ import argparse
 import os
 import sys
 
+from . import OneLineParser
+
 import numpy as np
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, "error: %s (see %s --help)\n" % (message, self.prog))
-
-
 def build_parser():
-    parser = _Parser(prog="python -m sngan_gluon.generate",
+    parser = OneLineParser(prog="python -m sngan_gluon.generate",
                      description="Sample images from a trained generator.",
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--checkpoint", required=True,

@@ -11,6 +11,7 @@ import traceback
 
 from .. import config as config_mod
 from ..config import SETTINGS, TrainConfig
+from . import OneLineParser
 
 EXIT_USER_ERROR = 2
 EXIT_TRAINING_FAILED = 1
@@ -39,17 +40,10 @@ def _gpu_list(text):
     return ids
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (the usage text is in --help)."""
-
-    def error(self, message):
-        self.exit(EXIT_USER_ERROR, "error: %s (see %s --help)\n" % (message, self.prog))
-
-
 def build_parser(suppress_defaults=False):
     """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
     settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
-    parser = _Parser(
+    parser = OneLineParser(
         prog="train.py",
         description="Train a spectrally normalized GAN (Miyato et al., ICLR 2018) with "
                     "MXNet Gluon. Defaults: the paper's setting B with the standard CNN "
