@@ -36,10 +36,7 @@ class LoadedGenerator:
         try:
             self.net.load_parameters(params, ctx=self.ctx)
         except (mx.base.MXNetError, OSError, ValueError, AssertionError) as err:
-            lines = [l for l in str(err).splitlines() if l.strip() and "Traceback" not in l
-                     and not l.startswith("  File")]
-            raise ckpt.CheckpointError("cannot load %s: %s" % (params, lines[-1] if lines
-                                                               else type(err).__name__))
+            raise ckpt.CheckpointError("cannot load %s: %s" % (params, ckpt.error_summary(err)))
         self.net.hybridize()
 
     def noise(self, n, rng, truncation=None):

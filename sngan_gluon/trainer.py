@@ -211,8 +211,10 @@ class GANTrainer:
             self.G_ema = get_generator(cfg.arch, z_dim=cfg.z_dim, **kwargs)
             self.G_ema.initialize(ctx=self.ctxs[0])
             self._warm_up(self.G_ema, self.ctxs[:1])
-            for name, param in self.G.collect_params().items():
-                self._ema_params()[name].set_data(param.data(self.ctxs[0]))
+            # (generator parameter, EMA parameter) pairs; the two nets' prefixes differ
+            self._ema_pairs = list(zip(self.G.collect_params().values(),
+                                       self.G_ema.collect_params().values()))
+            self._copy_to_ema()
             self.G_ema.hybridize()
         self.d_loss_fn, self.g_loss_fn = get_loss(cfg.loss)
         optimizer = dict(learning_rate=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2)
@@ -234,14 +236,12 @@ class GANTrainer:
             for sync in (self._g_sync, self._d_sync):
                 sync.broadcast()
             if self.G_ema is not None:
-                for name, param in self.G.collect_params().items():
-                    self._ema_params()[name].set_data(param.data(self.ctxs[0]))
+                self._copy_to_ema()
 
-    def _ema_params(self):
-        """EMA generator parameters keyed like the generator's (prefixes differ)."""
-        own = list(self.G.collect_params().keys())
-        ema = list(self.G_ema.collect_params().values())
-        return dict(zip(own, ema))
+    def _copy_to_ema(self):
+        """Start the EMA generator from the generator's current weights."""
+        for param, ema in self._ema_pairs:
+            ema.set_data(param.data(self.ctxs[0]))
 
     def _warm_up(self, G=None, ctxs=None):
         """One inference pass to finish deferred initialization on every context."""
@@ -321,10 +321,9 @@ class GANTrainer:
     def _update_ema(self):
         decay = self.config.ema
         ctx = self.ctxs[0]
-        for name, ema in self._ema_params().items():
+        for param, ema in self._ema_pairs:
             target = ema.data(ctx)
-            source = self.G.collect_params()[name].data(ctx)
-            target[:] = target * decay + source * (1.0 - decay)
+            target[:] = target * decay + param.data(ctx) * (1.0 - decay)
 
     def learning_rate(self, iteration):
         if self.config.lr_decay == "linear":
@@ -425,7 +424,7 @@ class GANTrainer:
         except (mx.base.MXNetError, OSError, ValueError, AssertionError, KeyError,
                 EOFError) as err:
             raise ckpt.CheckpointError("checkpoint %s is corrupt or does not match this model: %s"
-                                       % (path, _last_line(err)))
+                                       % (path, ckpt.error_summary(err)))
         except Exception as err:  # unpickling a damaged states file raises anything
             raise ckpt.CheckpointError("checkpoint %s is corrupt: %s: %s"
                                        % (path, type(err).__name__, err))
@@ -605,13 +604,6 @@ def _dense(array):
     (convolution weights and their gradients often are), which a dist kvstore
     cannot send ("We can't generate TBlob for MKLDNN data"); a copy is plain."""
     return array.copy() if array.context.device_type == "cpu" else array
-
-
-def _last_line(err):
-    """The informative line of an (MXNet) error message, whose first lines are a traceback."""
-    lines = [l.strip() for l in str(err).splitlines()
-             if l.strip() and not l.startswith(("Traceback", "  File", "File "))]
-    return lines[-1] if lines else type(err).__name__
 
 
 def _rng_to_json(rng):

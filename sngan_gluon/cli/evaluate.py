@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from . import OneLineParser
 
 
@@ -76,7 +78,7 @@ def run(args, extractor=None):
             fake_stats.update(features[:take])
         seen += len(features)
         probs.append(p)
-    is_mean, is_std = inception_score(__import__("numpy").concatenate(probs), splits=10)
+    is_mean, is_std = inception_score(np.concatenate(probs), splits=10)
     return {
         "checkpoint": gen.path, "iteration": gen.iteration, "ema": gen.ema,
         "is_mean": float(is_mean), "is_std": float(is_std), "is_num": args.num,
