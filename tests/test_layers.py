@@ -99,6 +99,24 @@ def test_output_equals_plain_layer_with_normalized_weight(name):
     np.testing.assert_allclose(y.asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_dense_scales_its_output_like_a_normalized_weight(hybridize):
+    """SNDense divides x W^T, not W, by sigma: same numbers with bias, activation,
+    ``flatten=False`` on a 3-D input and deferred ``in_units``."""
+    mx.random.seed(0)
+    layer = SNDense(5, activation="tanh", flatten=False, bias_initializer="ones")
+    layer.initialize()
+    x = nd.random.normal(shape=(2, 3, 7))
+    if hybridize:
+        layer.hybridize()
+    _train_forward(layer, x, steps=3)
+    y = layer(x)
+    assert y.shape == (2, 3, 5) and layer.weight.shape == (5, 7)
+    w = layer.normalized_weight().asnumpy()
+    ref = np.tanh(x.asnumpy() @ w.T + 1.0)
+    np.testing.assert_allclose(y.asnumpy(), ref, rtol=1e-5, atol=1e-6)
+
+
 def test_transpose_conv_normalizes_along_its_output_axis():
     layer, x = _build("conv2d_transpose")
     # MXNet stores (C_in=6, C_out=4, kh, kw): u follows the output axis, axis 1.
@@ -169,7 +187,7 @@ def test_u_advances_power_iterations_steps_per_training_forward(name, power_iter
     np.testing.assert_allclose(layer.u.data().asnumpy(), expected, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["conv2d", "dense", "conv2d_transpose", "embedding"])
+@pytest.mark.parametrize("name", sorted(LAYERS))
 def test_gradient_matches_finite_differences(name):
     """At the converged u the paper's gradient (u, v constant) is the exact one."""
     layer, x = _build(name)
