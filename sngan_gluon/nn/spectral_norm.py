@@ -44,8 +44,9 @@ the trainer does so.
 
 Where the time goes
 -------------------
-On CPU the normalization is memory-bound passes over ``W``, so it is written to
-make as few, and as fast, passes as MXNet allows (``benchmarks/sn_overhead.py``):
+On CPU the normalization is a few passes over ``W``, and profiling showed MXNet's
+generic kernels for them, not memory traffic, to be the cost; so each pass uses
+the fastest kernel MXNet has for it (``benchmarks/sn_overhead.py``):
 the two matrix-vector products run as oneDNN kernels (a 1x1 ``Convolution`` and a
 ``FullyConnected``) instead of ``dot``'s gemm; the division by ``sigma`` is a
 ``FullyConnected`` over the weight's last axis with the weight ``I / sigma``,
@@ -224,9 +225,9 @@ class SpectralNormMixin:
     def power_iterations(self):
         return self._power_iterations
 
-    def _inv_sigma(self, F, weight, u, write):
-        """``1 / sigma(W)`` (1, 1), differentiable in ``W``; with ``write``, ``u`` is advanced
-        in training mode by an in-graph write the result depends on."""
+    def _sigma(self, F, weight, u, write):
+        """``sigma(W)`` (1, 1), differentiable in ``W``; with ``write``, ``u`` is advanced in
+        training mode by an in-graph write the result depends on."""
         w_mat = weight_matrix(F, weight, self._sn_out_axis)
         sigma, u_new = power_iteration(F, w_mat, u, self._sn_out_dim, self._power_iterations,
                                         self._epsilon)
@@ -234,7 +235,11 @@ class SpectralNormMixin:
             written = _assign(F, u, F.where(F.broadcast_like(_is_train(F, u), u), u_new, u))
             # The zero keeps the write in the graph: a node no output depends on is pruned.
             sigma = F.broadcast_add(sigma, F.sum(F.BlockGrad(written), axis=1, keepdims=True) * 0)
-        return F.reciprocal(sigma)
+        return sigma
+
+    def _inv_sigma(self, F, weight, u, write):
+        """``1 / sigma(W)`` (1, 1), the factor every SN layer multiplies by."""
+        return F.reciprocal(self._sigma(F, weight, u, write))
 
     def _spectral_weight(self, F, weight, u, write):
         """``W / sigma(W)``, the normalized weight, shaped as ``weight``."""
@@ -257,10 +262,7 @@ class SpectralNormMixin:
         Returns a Python float (reads the value back to the host: not for hot loops).
         """
         weight, u = self.weight.data(ctx), self.u.data(ctx)
-        w_mat = weight_matrix(nd, weight, self._sn_out_axis)
-        sigma, _ = power_iteration(nd, w_mat, u, self._sn_out_dim, self._power_iterations,
-                                   self._epsilon)
-        return float(sigma.asscalar())
+        return float(self._sigma(nd, weight, u, False).asscalar())
 
     def normalized_weight(self, ctx=None):
         """``W / sigma`` as the next forward uses it, without advancing ``u``: NDArray."""
