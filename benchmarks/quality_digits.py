@@ -97,11 +97,56 @@ def fid(a, b):
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
+class Judge:
+    """The classifier and the held-out statistics every generator is measured against."""
+
+    def __init__(self, classifier, train, test, num):
+        self.net, self.num = classifier, num
+        p_test, self.f_test = judge(classifier, to_tensor(test.images))
+        _, f_train = judge(classifier, to_tensor(train.images))
+        self.real_score = inception_score(p_test, splits=1)[0]
+        self.floor = fid(f_train, self.f_test)
+
+    def __call__(self, fake):
+        """Figures of ``fake`` (N, C, H, W) in [-1, 1]: score, FID, FID / floor, class shares."""
+        p_fake, f_fake = judge(self.net, fake)
+        score, score_std = inception_score(p_fake, splits=10)
+        shares = np.bincount(p_fake.argmax(1), minlength=10) / float(len(p_fake))
+        value = fid(f_fake, self.f_test)
+        return {"score": score, "score_std": score_std, "fid": value,
+                "fid_over_floor": value / self.floor,
+                "classes_with_5pct": int((shares >= 0.05).sum()),
+                "class_shares": shares.round(3).tolist()}
+
+
+def draw(G, num, z_dim, seed, batch=200):
+    """``num`` images (N, C, H, W) from ``G`` in inference mode, from noise seeded by ``seed``."""
+    rng = np.random.RandomState(seed)
+    out = []
+    for start in range(0, num, batch):
+        z = nd.array(rng.normal(size=(min(batch, num - start), z_dim)).astype(np.float32))
+        out.append(G(z))
+    return nd.concat(*out, dim=0)
+
+
+def describe(name, r):
+    return ("%-8s score %.2f +- %.2f  FID %.2f (%.2fx floor)  classes >= 5%%: %d / 10"
+            % (name, r["score"], r["score_std"], r["fid"], r["fid_over_floor"],
+               r["classes_with_5pct"]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--setting", default="B", help="the paper's Adam / n_dis setting")
+    parser.add_argument("--lr", type=float, default=None, help="overrides the setting's")
+    parser.add_argument("--ema", type=float, default=0.999,
+                        help="EMA decay of the generator that is judged (0: the raw generator)")
+    parser.add_argument("--lr-decay", default="linear", choices=("none", "linear"))
     parser.add_argument("--num", type=int, default=2000, help="generated samples to judge")
+    parser.add_argument("--judge-every", type=int, default=0,
+                        help="also judge the generators every N iterations (a trajectory)")
     parser.add_argument("--no-sn", dest="sn", action="store_false")
     parser.add_argument("--out-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -114,60 +159,75 @@ def main():
     test = get_dataset("digits", image_size=32, channels=3, train=False)
     start = time.time()
     classifier, accuracy = train_classifier(train, test)
-    print("judge: digits CNN, held-out accuracy %.3f (%d train / %d held-out images, %.0f s)"
-          % (accuracy, len(train.images), len(test.images), time.time() - start))
+    judge_of = Judge(classifier, train, test, args.num)
+    print("judge: digits CNN, held-out accuracy %.3f (%d train / %d held-out images, %.0f s); "
+          "real-vs-real FID floor %.2f, held-out score %.2f"
+          % (accuracy, len(train.images), len(test.images), time.time() - start,
+             judge_of.floor, judge_of.real_score))
+    trajectory = []
 
     if args.from_run:
-        generator = LoadedGenerator(args.from_run, use_ema=False)
-        out_dir = args.from_run
-        args.sn, args.iterations = generator.config["sn"], generator.iteration
-        args.batch_size = generator.config["batch_size"]
+        loaded = LoadedGenerator(args.from_run, use_ema=args.ema > 0)
+        out_dir, cfg = args.from_run, loaded.config
         with open(os.path.join(out_dir, "log.csv")) as f:
             train_time = float(list(csv.DictReader(f))[-1]["wall_time"])
-        fake = nd.concat(*generator.generate(args.num, seed=args.seed + 1, batch_size=200),
-                         dim=0)
+        iteration = loaded.iteration
+        fake = nd.concat(*loaded.generate(args.num, seed=args.seed + 1, batch_size=200), dim=0)
+        results = {"ema" if loaded.ema else "raw": judge_of(fake)}
     else:
         config = TrainConfig(dataset="digits", arch="dcgan", iterations=args.iterations,
                              batch_size=args.batch_size, sn=args.sn, seed=args.seed,
-                             sample_every=max(args.iterations // 4, 1),
-                             checkpoint_every=args.iterations, log_every=50, quiet=True)
+                             ema=args.ema, sample_every=max(args.iterations // 4, 1),
+                             checkpoint_every=args.iterations, log_every=50, quiet=True,
+                             eval_every=args.judge_every)
+        config.apply_setting(args.setting)
+        config.lr_decay = args.lr_decay
+        if args.lr is not None:
+            config.lr = args.lr
         trainer = GANTrainer(config, dataset=train)
+
+        def judge_now(tr):
+            row = {"iteration": tr.iteration}
+            for name, G in (("raw", tr.G), ("ema", tr.G_ema)):
+                if G is not None:
+                    row[name] = judge_of(draw(G, args.num, config.z_dim, args.seed + 1))
+            trajectory.append(row)
+            print("iteration %d: %s" % (tr.iteration, "; ".join(
+                describe(k, v) for k, v in row.items() if k != "iteration")), flush=True)
+            return {}  # nothing for log.csv, and no "best" checkpoint chosen on held-out data
+
         start = time.time()
-        trainer.train(out_dir)
+        trainer.train(out_dir, evaluator=judge_now if args.judge_every else None)
         train_time = time.time() - start
-        fake = []
-        rng = np.random.RandomState(args.seed + 1)
-        for s in range(0, args.num, 200):
-            n = min(200, args.num - s)
-            z = nd.array(rng.normal(size=(n, config.z_dim)).astype(np.float32))
-            fake.append(trainer.G(z))
-        fake = nd.concat(*fake, dim=0)
-    p_fake, f_fake = judge(classifier, fake)
-    p_test, f_test = judge(classifier, to_tensor(test.images))
-    _, f_train = judge(classifier, to_tensor(train.images))
-    score, score_std = inception_score(p_fake, splits=10)
-    real_score, _ = inception_score(p_test, splits=1)
-    shares = np.bincount(p_fake.argmax(1), minlength=10) / float(len(p_fake))
+        cfg, iteration = config.to_dict(), trainer.iteration
+        results = {}
+        for name, G in (("raw", trainer.G), ("ema", trainer.G_ema)):
+            if G is not None:
+                results[name] = judge_of(draw(G, args.num, config.z_dim, args.seed + 1))
+    judged = "ema" if "ema" in results else "raw"
     result = {
-        "sn": args.sn, "iterations": args.iterations, "batch_size": args.batch_size,
+        "sn": cfg["sn"], "iterations": iteration, "batch_size": cfg["batch_size"],
+        "lr": cfg["lr"], "beta1": cfg["beta1"], "beta2": cfg["beta2"], "n_dis": cfg["n_dis"],
+        "lr_decay": cfg["lr_decay"], "ema": cfg["ema"], "loss": cfg["loss"],
         "train_minutes": round(train_time / 60, 1), "classifier_accuracy": accuracy,
-        "score": score, "score_std": score_std, "score_real_heldout": real_score,
-        "fid": fid(f_fake, f_test), "fid_floor_real_vs_real": fid(f_train, f_test),
-        "classes_with_5pct": int((shares >= 0.05).sum()), "class_shares": shares.round(3).tolist(),
+        "score_real_heldout": judge_of.real_score, "fid_floor_real_vs_real": judge_of.floor,
         "num_generated": args.num, "num_heldout": len(test.images),
+        "judged": judged, "results": results, "trajectory": trajectory,
     }
-    result["fid_over_floor"] = result["fid"] / result["fid_floor_real_vs_real"]
+    result.update(results[judged])
     with open(os.path.join(out_dir, "quality.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print("dcgan on digits, %s, %d iterations, batch %d: %.1f min of training"
-          % ("SN" if args.sn else "no SN", args.iterations, args.batch_size,
-             result["train_minutes"]))
-    print("score %.2f +- %.2f (held-out real digits: %.2f; max 10)"
-          % (score, score_std, real_score))
-    print("FID vs held-out %.2f; real-vs-real floor %.2f; ratio %.2f (target <= 2)"
-          % (result["fid"], result["fid_floor_real_vs_real"], result["fid_over_floor"]))
-    print("classes with >= 5%% of %d samples: %d / 10 %s"
-          % (args.num, result["classes_with_5pct"], result["class_shares"]))
+    print("dcgan on digits, %s, %d iterations, batch %d, lr %g (%s decay), n_dis %d, EMA %g: "
+          "%.1f min of training"
+          % ("SN" if cfg["sn"] else "no SN", iteration, cfg["batch_size"], cfg["lr"],
+             cfg["lr_decay"], cfg["n_dis"], cfg["ema"], result["train_minutes"]))
+    for name, r in results.items():
+        print(describe(name, r))
+    print("judged (%s): score %.2f (held-out real digits: %.2f; max 10); FID vs held-out %.2f, "
+          "real-vs-real floor %.2f, ratio %.2f (target <= 2); classes with >= 5%% of %d "
+          "samples: %d / 10 (target 10)"
+          % (judged, result["score"], judge_of.real_score, result["fid"], judge_of.floor,
+             result["fid_over_floor"], args.num, result["classes_with_5pct"]))
 
 
 if __name__ == "__main__":

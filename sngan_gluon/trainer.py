@@ -318,8 +318,19 @@ class GANTrainer:
             self._stepped.add(trainer)
         trainer.step(1)
 
+    def ema_decay(self, iteration):
+        """The EMA decay of update ``iteration`` (0-based): ``min(ema, (1 + t) / (10 + t))``.
+
+        The warm-up is TensorFlow's ``ExponentialMovingAverage(num_updates=t)``:
+        a constant 0.999 would still give the random initial generator a weight
+        of 0.999**2000 = 13.5% after 2,000 iterations; with the warm-up the
+        average forgets it at once (its weight after t updates is
+        9! t! / (t + 9)!, below 1e-9 after 40) and reaches the full decay by ``t = (10 ema - 1) / (1 - ema)``.
+        """
+        return min(self.config.ema, (1.0 + iteration) / (10.0 + iteration))
+
     def _update_ema(self):
-        decay = self.config.ema
+        decay = self.ema_decay(self.iteration)
         ctx = self.ctxs[0]
         for param, ema in self._ema_pairs:
             target = ema.data(ctx)

@@ -171,3 +171,31 @@ def test_gradient_clipping_reaches_the_optimizer(dataset):
         .clip_gradient == 0.5
     assert GANTrainer(_config(clip_gr=0), dataset=dataset).d_trainer._optimizer \
         .clip_gradient is None
+
+
+def test_ema_decay_warms_up_to_the_configured_decay(dataset):
+    trainer = GANTrainer(_config(ema=0.999), dataset=dataset)
+    assert trainer.ema_decay(0) == pytest.approx(0.1)
+    assert trainer.ema_decay(90) == pytest.approx(0.91)
+    assert trainer.ema_decay(10 ** 6) == pytest.approx(0.999)
+    assert trainer.ema_decay(8990) == pytest.approx(0.999)
+    assert trainer.ema_decay(8000) < 0.999
+
+
+def test_ema_update_averages_every_parameter_with_the_warmed_up_decay(dataset):
+    trainer = GANTrainer(_config(ema=0.9), dataset=dataset)
+    pairs = list(zip(trainer.G.collect_params().values(),
+                     trainer.G_ema.collect_params().values()))
+    rng = np.random.RandomState(0)
+    before = []
+    for param, ema in pairs:
+        param.set_data(nd.array(rng.normal(size=param.shape)))
+        ema.set_data(nd.array(rng.normal(size=param.shape)))
+        before.append((param.data().asnumpy(), ema.data().asnumpy()))
+    trainer.iteration = 4  # decay min(0.9, 5 / 14)
+    trainer._update_ema()
+    decay = 5.0 / 14.0
+    for (param, ema), (g, e) in zip(pairs, before):
+        np.testing.assert_allclose(ema.data().asnumpy(), decay * e + (1 - decay) * g,
+                                   rtol=1e-5, atol=1e-6, err_msg=ema.name)
+        np.testing.assert_array_equal(param.data().asnumpy(), g)  # G itself is untouched

@@ -101,7 +101,8 @@ def build_parser(suppress_defaults=False):
                      help="clip every gradient element to [-c, c]; 0 turns clipping off")
     opt.add_argument("--ema", type=float, default=d(_D.ema),
                      help="decay of an exponential moving average of G's weights used for "
-                          "samples and evaluation (e.g. 0.999); 0: off")
+                          "samples and evaluation (e.g. 0.999), warmed up as min(ema, (1+t)/(10+t)) at "
+                          "iteration t; 0: off")
     opt.add_argument("--seed", type=int, default=d(_D.seed), help="random seed")
     dev = parser.add_argument_group("devices")
     dev.add_argument("--use-gpu", action="store_true", default=d(False),
