@@ -144,6 +144,8 @@ def main():
     parser.add_argument("--ema", type=float, default=0.999,
                         help="EMA decay of the generator that is judged (0: the raw generator)")
     parser.add_argument("--lr-decay", default="linear", choices=("none", "linear"))
+    parser.add_argument("--diffaugment", default="", help="DiffAugment policy, e.g. "
+                        "translation,cutout (default: none)")
     parser.add_argument("--num", type=int, default=2000, help="generated samples to judge")
     parser.add_argument("--judge-every", type=int, default=0,
                         help="also judge the generators every N iterations (a trajectory)")
@@ -181,7 +183,7 @@ def main():
                              checkpoint_every=args.iterations, log_every=50, quiet=True,
                              eval_every=args.judge_every)
         config.apply_setting(args.setting)
-        config.lr_decay = args.lr_decay
+        config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
         if args.lr is not None:
             config.lr = args.lr
         trainer = GANTrainer(config, dataset=train)
@@ -209,6 +211,7 @@ def main():
         "sn": cfg["sn"], "iterations": iteration, "batch_size": cfg["batch_size"],
         "lr": cfg["lr"], "beta1": cfg["beta1"], "beta2": cfg["beta2"], "n_dis": cfg["n_dis"],
         "lr_decay": cfg["lr_decay"], "ema": cfg["ema"], "loss": cfg["loss"],
+        "diffaugment": cfg.get("diffaugment", ""),
         "train_minutes": round(train_time / 60, 1), "classifier_accuracy": accuracy,
         "score_real_heldout": judge_of.real_score, "fid_floor_real_vs_real": judge_of.floor,
         "num_generated": args.num, "num_heldout": len(test.images),
@@ -217,10 +220,11 @@ def main():
     result.update(results[judged])
     with open(os.path.join(out_dir, "quality.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print("dcgan on digits, %s, %d iterations, batch %d, lr %g (%s decay), n_dis %d, EMA %g: "
-          "%.1f min of training"
+    print("dcgan on digits, %s, %d iterations, batch %d, lr %g (%s decay), n_dis %d, EMA %g, "
+          "DiffAugment %s: %.1f min of training"
           % ("SN" if cfg["sn"] else "no SN", iteration, cfg["batch_size"], cfg["lr"],
-             cfg["lr_decay"], cfg["n_dis"], cfg["ema"], result["train_minutes"]))
+             cfg["lr_decay"], cfg["n_dis"], cfg["ema"], result["diffaugment"] or "off",
+             result["train_minutes"]))
     for name, r in results.items():
         print(describe(name, r))
     print("judged (%s): score %.2f (held-out real digits: %.2f; max 10); FID vs held-out %.2f, "

@@ -63,6 +63,7 @@ class TrainConfig:
     beta2: float = 0.999
     lr_decay: str = "none"
     clip_gr: float = 10.0
+    diffaugment: str = ""                 # DiffAugment policy, e.g. "translation,cutout"; "": off
     ema: float = 0.0
     use_gpu: bool = False
     gpus: List[int] = field(default_factory=list)
@@ -111,6 +112,11 @@ class TrainConfig:
             raise ConfigError("--channels must be 1 or 3, got %r" % self.channels)
         if self.loss not in ("hinge", "bce"):
             raise ConfigError("--loss must be hinge or bce, got %r" % self.loss)
+        from .augment import parse_policy
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as err:
+            raise ConfigError("--diffaugment: %s" % err)
         if self.lr_decay not in ("none", "linear"):
             raise ConfigError("--lr-decay must be none or linear, got %r" % self.lr_decay)
         if self.kvstore not in ("device", "local", "dist_sync", "dist_device_sync"):

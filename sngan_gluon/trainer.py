@@ -38,6 +38,7 @@ import mxnet as mx
 from mxnet import autograd, gluon, nd
 
 from . import checkpoint as ckpt
+from .augment import DiffAugment
 from .config import ConfigError, TrainConfig
 from .losses import get_loss
 from .models import get_discriminator, get_generator
@@ -217,6 +218,7 @@ class GANTrainer:
             self._copy_to_ema()
             self.G_ema.hybridize()
         self.d_loss_fn, self.g_loss_fn = get_loss(cfg.loss)
+        self.augment = DiffAugment(cfg.diffaugment)
         optimizer = dict(learning_rate=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2)
         if cfg.clip_gr > 0:
             optimizer["clip_gradient"] = cfg.clip_gr
@@ -278,6 +280,8 @@ class GANTrainer:
         with autograd.record():
             for i, (r, f) in enumerate(zip(real_parts, fakes)):
                 x = nd.concat(r, f, dim=0)
+                if self.augment:
+                    x = self.augment(x, self.noise_rng)
                 out = (self.D(x) if real_y is None
                        else self.D(x, nd.concat(real_y[i], y_parts[i], dim=0)))
                 half = r.shape[0]
@@ -297,6 +301,8 @@ class GANTrainer:
         with autograd.record():
             fakes = self._generate(z_parts, y_parts)
             for i, f in enumerate(fakes):
+                if self.augment:
+                    f = self.augment(f, self.noise_rng)
                 out = self.D(f) if y_parts is None else self.D(f, y_parts[i])
                 losses.append(self.g_loss_fn(out) * share)
         autograd.backward(losses)

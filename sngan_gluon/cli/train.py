@@ -99,10 +99,14 @@ def build_parser(suppress_defaults=False):
                      help="linear: both learning rates fall linearly to 0 at the last iteration")
     opt.add_argument("--clip_gr", type=float, default=d(_D.clip_gr),
                      help="clip every gradient element to [-c, c]; 0 turns clipping off")
+    opt.add_argument("--diffaugment", metavar="POLICY", default=d(_D.diffaugment),
+                     help="DiffAugment (Zhao et al. 2020) of every image D sees, real and fake: "
+                          "a comma list of color, translation, cutout; for small datasets "
+                          "(default: off)")
     opt.add_argument("--ema", type=float, default=d(_D.ema),
                      help="decay of an exponential moving average of G's weights used for "
-                          "samples and evaluation (e.g. 0.999), warmed up as min(ema, (1+t)/(10+t)) at "
-                          "iteration t; 0: off")
+                          "samples and evaluation (e.g. 0.999), warmed up as "
+                          "min(ema, (1+t)/(10+t)) at iteration t; 0: off")
     opt.add_argument("--seed", type=int, default=d(_D.seed), help="random seed")
     dev = parser.add_argument_group("devices")
     dev.add_argument("--use-gpu", action="store_true", default=d(False),
