@@ -1,0 +1,36 @@
+"""The offline quality benchmark runs end to end and reports consistent figures."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
+    pytest.importorskip("sklearn")
+    out = str(tmp_path / "run")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "quality_digits.py"), "--iterations",
+         "3", "--num", "60", "--judge-every", "50", "--diffaugment", "translation",
+         "--out-dir", out], cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:]
+    with open(os.path.join(out, "quality.json")) as f:
+        figures = json.load(f)
+    assert figures["classifier_accuracy"] > 0.9  # the judge recognises held-out digits
+    assert 9.0 < figures["score_real_heldout"] <= 10.0
+    assert figures["fid_floor_real_vs_real"] > 0
+    assert figures["judged"] == "ema" and set(figures["results"]) == {"raw", "ema"}
+    assert figures["fid"] == pytest.approx(figures["fid_over_floor"]
+                                           * figures["fid_floor_real_vs_real"])
+    # three iterations of training cannot pass: the benchmark must be able to say so
+    assert figures["fid_over_floor"] > 2
+    assert figures["diffaugment"] == "translation" and figures["iterations"] == 3
+    assert [row["iteration"] for row in figures["trajectory"]] == [3]
+    assert 1 <= figures["classes_with_5pct"] <= 10
+    assert abs(sum(figures["class_shares"]) - 1) < 0.01
+    assert "target <= 2" in result.stdout
