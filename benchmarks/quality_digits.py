@@ -46,7 +46,7 @@ from mxnet.gluon import nn
 
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset, to_tensor
-from sngan_gluon.metrics import frechet_distance, inception_score
+from sngan_gluon.metrics import frechet_distance, generator_batches, inception_score
 from sngan_gluon.sampling import LoadedGenerator
 from sngan_gluon.trainer import GANTrainer
 
@@ -108,8 +108,8 @@ def fid(a, b):
 class Judge:
     """The classifier and the held-out statistics every generator is measured against."""
 
-    def __init__(self, classifier, train, test, num):
-        self.net, self.num = classifier, num
+    def __init__(self, classifier, train, test):
+        self.net = classifier
         p_test, self.f_test = judge(classifier, to_tensor(test.images))
         _, f_train = judge(classifier, to_tensor(train.images))
         self.real_score = inception_score(p_test, splits=1)[0]
@@ -130,11 +130,8 @@ class Judge:
 def draw(G, num, z_dim, seed, batch=200):
     """``num`` images (N, C, H, W) from ``G`` in inference mode, from noise seeded by ``seed``."""
     rng = np.random.RandomState(seed)
-    out = []
-    for start in range(0, num, batch):
-        z = nd.array(rng.normal(size=(min(batch, num - start), z_dim)).astype(np.float32))
-        out.append(G(z))
-    return nd.concat(*out, dim=0)
+    return nd.concat(*generator_batches(
+        lambda n: G(nd.array(rng.normal(size=(n, z_dim)).astype(np.float32))), num, batch), dim=0)
 
 
 def describe(name, r):
@@ -169,7 +166,7 @@ def main():
     test = get_dataset("digits", image_size=32, channels=3, train=False)
     start = time.time()
     classifier, accuracy = train_classifier(train, test)
-    judge_of = Judge(classifier, train, test, args.num)
+    judge_of = Judge(classifier, train, test)
     print("judge: digits CNN, held-out accuracy %.3f (%d train / %d held-out images, %.0f s); "
           "real-vs-real FID floor %.2f, held-out score %.2f"
           % (accuracy, len(train.images), len(test.images), time.time() - start,
@@ -196,24 +193,26 @@ def main():
             config.lr = args.lr
         trainer = GANTrainer(config, dataset=train)
 
+        def judge_generators(tr):
+            """{"raw": figures, "ema": figures (with --ema)} of the trainer's generators now."""
+            return {name: judge_of(draw(G, args.num, config.z_dim, args.seed + 1))
+                    for name, G in (("raw", tr.G), ("ema", tr.G_ema)) if G is not None}
+
         def judge_now(tr):
-            row = {"iteration": tr.iteration}
-            for name, G in (("raw", tr.G), ("ema", tr.G_ema)):
-                if G is not None:
-                    row[name] = judge_of(draw(G, args.num, config.z_dim, args.seed + 1))
-            trajectory.append(row)
+            trajectory.append(dict(judge_generators(tr), iteration=tr.iteration))
             print("iteration %d: %s" % (tr.iteration, "; ".join(
-                describe(k, v) for k, v in row.items() if k != "iteration")), flush=True)
+                describe(k, v) for k, v in trajectory[-1].items() if k != "iteration")),
+                flush=True)
             return {}  # nothing for log.csv, and no "best" checkpoint chosen on held-out data
 
         start = time.time()
         trainer.train(out_dir, evaluator=judge_now if args.judge_every else None)
         train_time = time.time() - start
         cfg, iteration = config.to_dict(), trainer.iteration
-        results = {}
-        for name, G in (("raw", trainer.G), ("ema", trainer.G_ema)):
-            if G is not None:
-                results[name] = judge_of(draw(G, args.num, config.z_dim, args.seed + 1))
+        # The trainer judges its last iteration too when --judge-every is on.
+        results = ({k: v for k, v in trajectory[-1].items() if k != "iteration"}
+                   if trajectory and trajectory[-1]["iteration"] == iteration
+                   else judge_generators(trainer))
     judged = "ema" if "ema" in results else "raw"
     result = {
         "sn": cfg["sn"], "iterations": iteration, "batch_size": cfg["batch_size"],

@@ -69,8 +69,7 @@ class DiffAugment:
     """
 
     def __init__(self, policy):
-        self.policy = parse_policy(policy) if isinstance(policy, str) else tuple(policy)
-        parse_policy(",".join(self.policy))
+        self.policy = parse_policy(policy if isinstance(policy, str) else ",".join(policy))
 
     def __bool__(self):
         return bool(self.policy)
@@ -84,16 +83,17 @@ class DiffAugment:
     def _per_image(values, x):
         return nd.array(np.asarray(values, np.float32).reshape(-1, 1, 1, 1), ctx=x.context)
 
+    def _scale_about_mean(self, x, axis, factors):
+        """``(x - mean) * factor + mean``, the mean over ``axis``, one factor per image."""
+        mean = nd.mean(x, axis=axis, keepdims=True)
+        return nd.broadcast_add(nd.broadcast_mul(nd.broadcast_sub(x, mean),
+                                                 self._per_image(factors, x)), mean)
+
     def _color(self, x, rng):
         n = x.shape[0]
-        x = nd.broadcast_add(x, self._per_image(rng.uniform(size=n) - 0.5, x))
-        mean = nd.mean(x, axis=1, keepdims=True)
-        x = nd.broadcast_add(nd.broadcast_mul(nd.broadcast_sub(x, mean),
-                                              self._per_image(rng.uniform(size=n) * 2, x)), mean)
-        mean = nd.mean(x, axis=(1, 2, 3), keepdims=True)
-        return nd.broadcast_add(nd.broadcast_mul(nd.broadcast_sub(x, mean),
-                                                 self._per_image(rng.uniform(size=n) + 0.5, x)),
-                                mean)
+        x = nd.broadcast_add(x, self._per_image(rng.uniform(size=n) - 0.5, x))  # brightness
+        x = self._scale_about_mean(x, 1, rng.uniform(size=n) * 2)  # saturation
+        return self._scale_about_mean(x, (1, 2, 3), rng.uniform(size=n) + 0.5)  # contrast
 
     def _translation(self, x, rng):
         """out[n, c, i, j] = x[n, c, i - dy_n, j - dx_n], 0 where that is outside."""

@@ -331,7 +331,8 @@ class GANTrainer:
         a constant 0.999 would still give the random initial generator a weight
         of 0.999**2000 = 13.5% after 2,000 iterations; with the warm-up the
         average forgets it at once (its weight after t updates is
-        9! t! / (t + 9)!, below 1e-9 after 40) and reaches the full decay by ``t = (10 ema - 1) / (1 - ema)``.
+        9! t! / (t + 9)!, below 1e-9 after 40) and reaches the full decay by
+        ``t = (10 ema - 1) / (1 - ema)``.
         """
         return min(self.config.ema, (1.0 + iteration) / (10.0 + iteration))
 
