@@ -101,8 +101,8 @@ def build_parser(suppress_defaults=False):
                      help="clip every gradient element to [-c, c]; 0 turns clipping off")
     opt.add_argument("--diffaugment", metavar="POLICY", default=d(_D.diffaugment),
                      help="DiffAugment (Zhao et al. 2020) of every image D sees, real and fake: "
-                          "a comma list of color, translation, cutout; for small datasets "
-                          "(default: off)")
+                          "a comma list of color, translation, cutout, for small datasets; "
+                          "empty: off")
     opt.add_argument("--ema", type=float, default=d(_D.ema),
                      help="decay of an exponential moving average of G's weights used for "
                           "samples and evaluation (e.g. 0.999), warmed up as "
