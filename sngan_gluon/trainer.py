@@ -514,13 +514,15 @@ class GANTrainer:
                 due_log = it % cfg.log_every == 0 or it == self.total_iterations
                 due_ckpt = it % cfg.checkpoint_every == 0 or it == self.total_iterations
                 if due_log or due_ckpt:
-                    now = time.time()
+                    # MXNet runs the queued steps asynchronously: read the clock only after
+                    # _read_losses has waited for them, or a window misses its own work.
                     row = self._read_losses(d_losses, g_losses, d_outs)
+                    now = time.time()
                     row.update(iteration=it, epoch=self.stream.epoch, lr=lr,
                                images_per_s=(it - last_iter) * cfg.n_dis * cfg.batch_size
                                / max(now - last_time, 1e-9),
                                wall_time=now - start_wall)
-                    last_time, last_iter = now, it
+                    last_iter = it
                     if not all(math.isfinite(row[k]) for k in ("d_loss", "g_loss")):
                         kept = (" the last good checkpoint is %s" % last_good) if last_good \
                             else " no checkpoint was written"
@@ -543,6 +545,8 @@ class GANTrainer:
                     self._write_samples()
                 if self.is_chief and due_ckpt:
                     last_good = self.save_checkpoint()
+                if due_log or due_ckpt:
+                    last_time = time.time()  # evaluation, samples, checkpoints: not training
         except KeyboardInterrupt:
             if self.is_chief:
                 nd.waitall()

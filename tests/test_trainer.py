@@ -199,3 +199,39 @@ def test_ema_update_averages_every_parameter_with_the_warmed_up_decay(dataset):
         np.testing.assert_allclose(ema.data().asnumpy(), decay * e + (1 - decay) * g,
                                    rtol=1e-5, atol=1e-6, err_msg=ema.name)
         np.testing.assert_array_equal(param.data().asnumpy(), g)  # G itself is untouched
+
+
+def test_images_per_second_counts_the_queued_steps_and_not_evaluation(dataset, tmp_path,
+                                                                       monkeypatch):
+    """MXNet queues steps asynchronously, and the loss read at a logging step waits for them.
+
+    A fake clock: that wait takes 10 s per logging window, evaluation 1000 s. Every
+    window (2 iterations of 8 images) must report 16 / 10 images/s; reading the clock
+    before the wait, or counting evaluation as training, gives other figures.
+    """
+    import sngan_gluon.trainer as trainer_module
+
+    class Clock:
+        now = 0.0
+
+        def time(self):
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    trainer = GANTrainer(_config(eval_every=2, checkpoint_every=2, sample_every=2), dataset=dataset)
+    read_losses = trainer._read_losses
+
+    def waiting_read(*args):
+        clock.now += 10.0
+        return read_losses(*args)
+
+    def slow_evaluator(_):
+        clock.now += 1000.0
+        return {}
+
+    monkeypatch.setattr(trainer, "_read_losses", waiting_read)
+    history = trainer.train(str(tmp_path / "run"), evaluator=slow_evaluator)
+    assert [row["iteration"] for row in history] == [2, 4, 6]
+    assert [row["images_per_s"] for row in history] == pytest.approx([1.6, 1.6, 1.6])
+    assert [row["wall_time"] for row in history] == pytest.approx([10.0, 1020.0, 2030.0])
