@@ -24,6 +24,9 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     assert figures["classifier_accuracy"] > 0.9  # the judge recognises held-out digits
     assert 9.0 < figures["score_real_heldout"] <= 10.0
     assert figures["fid_floor_real_vs_real"] > 0
+    # a one-pixel shift of real digits is visible to the judge: FID over the floor
+    assert figures["calibration"]["shift_1px"] > 1.2
+    assert figures["calibration"]["dim_10pct"] > 1.2
     assert figures["judged"] == "ema" and set(figures["results"]) == {"raw", "ema"}
     assert figures["fid"] == pytest.approx(figures["fid_over_floor"]
                                            * figures["fid_floor_real_vs_real"])
