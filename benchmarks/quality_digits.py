@@ -5,8 +5,9 @@ brings its own judge: a small CNN classifier trained here on the digits
 *training* split only. It then
 
 1. trains the default ``dcgan`` (hinge loss, the standard CNN at 32x32; by
-   default setting B with a linear learning-rate decay and an EMA generator,
-   ``--ema 0.999``) on the digits training split for ``--iterations``
+   default batch 32, Adam(4e-4, 0.5, 0.999) with n_dis 1 (setting C at twice
+   its learning rate) decaying linearly to 0, and an EMA generator, ``--ema
+   0.999``) on the digits training split for ``--iterations`` (1,250)
    generator updates, with spectral normalization or, with ``--no-sn``,
    without it; ``--diffaugment`` adds DiffAugment;
 2. draws ``--num`` samples from the trained generator, raw and EMA;
@@ -17,7 +18,10 @@ brings its own judge: a small CNN classifier trained here on the digits
    held-out split: the FID that perfect samples would get at these sample
    sizes), and how many of the 10 classes hold at least 5% of the samples.
    ``--judge-every N`` prints the same figures every N iterations (N a multiple
-   of 50, the logging interval) and keeps them in ``quality.json``.
+   of 50, the logging interval) and keeps them in ``quality.json``; it also
+   keeps, as the run's ``best`` checkpoint, the judged iteration whose samples
+   have the lowest FID against the *training* digits, and reports that
+   "selected" generator's held-out figures beside the final ones.
 
 Targets: all 10 classes, FID within 2x of the real-data floor. The figures of
 the EMA generator (the raw one's without ``--ema``) are the ones judged. The
@@ -111,9 +115,9 @@ class Judge:
     def __init__(self, classifier, train, test):
         self.net = classifier
         p_test, self.f_test = judge(classifier, to_tensor(test.images))
-        _, f_train = judge(classifier, to_tensor(train.images))
+        _, self.f_train = judge(classifier, to_tensor(train.images))
         self.real_score = inception_score(p_test, splits=1)[0]
-        self.floor = fid(f_train, self.f_test)
+        self.floor = fid(self.f_train, self.f_test)
 
     def calibration(self, train):
         """FID / floor of the training digits altered in ways that keep every digit legible.
@@ -131,12 +135,17 @@ class Judge:
                 for name, images in altered.items()}
 
     def __call__(self, fake):
-        """Figures of ``fake`` (N, C, H, W) in [-1, 1]: score, FID, FID / floor, class shares."""
+        """Figures of ``fake`` (N, C, H, W) in [-1, 1]: score, FID, FID / floor, class shares.
+
+        ``fid_vs_train``, the FID against the training digits, is what a run may be
+        steered by (choosing its best checkpoint); the held-out figures are not.
+        """
         p_fake, f_fake = judge(self.net, fake)
         score, score_std = inception_score(p_fake, splits=10)
         shares = np.bincount(p_fake.argmax(1), minlength=10) / float(len(p_fake))
         value = fid(f_fake, self.f_test)
         return {"score": score, "score_std": score_std, "fid": value,
+                "fid_vs_train": fid(f_fake, self.f_train),
                 "fid_over_floor": value / self.floor,
                 "classes_with_5pct": int((shares >= 0.05).sum()),
                 "class_shares": shares.round(3).tolist()}
@@ -157,10 +166,11 @@ def describe(name, r):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--setting", default="B", help="the paper's Adam / n_dis setting")
-    parser.add_argument("--lr", type=float, default=None, help="overrides the setting's")
+    parser.add_argument("--iterations", type=int, default=1250)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--setting", default="C", help="the paper's Adam / n_dis setting")
+    parser.add_argument("--lr", type=float, default=4e-4,
+                        help="overrides the setting's (0: keep it)")
     parser.add_argument("--ema", type=float, default=0.999,
                         help="EMA decay of the generator that is judged (0: the raw generator)")
     parser.add_argument("--lr-decay", default="linear", choices=("none", "linear"))
@@ -189,7 +199,7 @@ def main():
     calibration = judge_of.calibration(train)
     print("judge's strictness: training digits shifted one pixel %.2fx floor, strokes dimmed "
           "10%% %.2fx floor" % (calibration["shift_1px"], calibration["dim_10pct"]))
-    trajectory = []
+    trajectory, selected = [], None
 
     if args.from_run:
         loaded = LoadedGenerator(args.from_run, use_ema=args.ema > 0)
@@ -207,7 +217,7 @@ def main():
                              eval_every=args.judge_every)
         config.apply_setting(args.setting)
         config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
-        if args.lr is not None:
+        if args.lr:
             config.lr = args.lr
         trainer = GANTrainer(config, dataset=train)
 
@@ -221,7 +231,9 @@ def main():
             print("iteration %d: %s" % (tr.iteration, "; ".join(
                 describe(k, v) for k, v in trajectory[-1].items() if k != "iteration")),
                 flush=True)
-            return {}  # nothing for log.csv, and no "best" checkpoint chosen on held-out data
+            # log.csv's FID, and the "best" checkpoint, go by the training digits only
+            return {"fid": trajectory[-1]["ema" if tr.G_ema is not None else "raw"]
+                    ["fid_vs_train"]}
 
         start = time.time()
         trainer.train(out_dir, evaluator=judge_now if args.judge_every else None)
@@ -231,6 +243,10 @@ def main():
         results = ({k: v for k, v in trajectory[-1].items() if k != "iteration"}
                    if trajectory and trajectory[-1]["iteration"] == iteration
                    else judge_generators(trainer))
+        if args.judge_every:
+            best = LoadedGenerator(os.path.join(out_dir, "best"), use_ema=args.ema > 0)
+            selected = dict(judge_of(draw(best.net, args.num, config.z_dim, args.seed + 1)),
+                            iteration=best.iteration)
     judged = "ema" if "ema" in results else "raw"
     result = {
         "sn": cfg["sn"], "iterations": iteration, "batch_size": cfg["batch_size"],
@@ -240,7 +256,7 @@ def main():
         "train_minutes": round(train_time / 60, 1), "classifier_accuracy": accuracy,
         "score_real_heldout": judge_of.real_score, "fid_floor_real_vs_real": judge_of.floor,
         "num_generated": args.num, "num_heldout": len(test.images), "calibration": calibration,
-        "judged": judged, "results": results, "trajectory": trajectory,
+        "judged": judged, "results": results, "trajectory": trajectory, "selected": selected,
     }
     result.update(results[judged])
     with open(os.path.join(out_dir, "quality.json"), "w") as f:
@@ -257,6 +273,11 @@ def main():
           "samples: %d / 10 (target 10)"
           % (judged, result["score"], judge_of.real_score, result["fid"], judge_of.floor,
              result["fid_over_floor"], args.num, result["classes_with_5pct"]))
+    if selected:
+        print("selected (%s generator of the judged iteration with the lowest FID against the "
+              "training digits): iteration %d, FID vs held-out %.2f, ratio %.2f, classes %d / 10"
+              % (judged, selected["iteration"], selected["fid"], selected["fid_over_floor"],
+                 selected["classes_with_5pct"]))
 
 
 if __name__ == "__main__":

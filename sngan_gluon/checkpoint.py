@@ -82,12 +82,17 @@ def write_checkpoint(ckpt_dir, iteration, writers, state, keep=3):
 
 
 def resolve_checkpoint(path):
-    """``path`` is a checkpoint folder, or a run folder whose newest checkpoint is taken."""
+    """The checkpoint folder ``path`` names.
+
+    ``path`` is a checkpoint folder; a folder of checkpoints (a run's
+    ``checkpoints/`` or ``best/``), whose newest is taken; or a run folder,
+    whose newest in ``checkpoints/`` is taken.
+    """
     if not os.path.exists(path):
         raise CheckpointError("checkpoint or run folder %s does not exist" % path)
     if os.path.isfile(os.path.join(path, STATE_FILE)):
         return path
-    found = list_checkpoints(os.path.join(path, "checkpoints"))
+    found = list_checkpoints(os.path.join(path, "checkpoints")) or list_checkpoints(path)
     if not found:
         raise CheckpointError("no checkpoint in %s (expected %s/checkpoints/iter_*/%s)"
                               % (path, path.rstrip("/"), STATE_FILE))

@@ -144,3 +144,7 @@ def test_training_logs_is_and_fid_and_keeps_the_best(tmp_path):
     best = ckpt.list_checkpoints(str(tmp_path / "run" / "best"))
     assert len(best) == 1
     assert ckpt.read_state(best[0][1])["best_fid"] == pytest.approx(min(fids))
+    # `--checkpoint runs/x/best` (the README's wording) names that checkpoint, and a
+    # run's checkpoints/ folder names its newest
+    assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "best")) == best[0][1]
+    assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("iter_0000004")
