@@ -243,10 +243,10 @@ def main():
         results = ({k: v for k, v in trajectory[-1].items() if k != "iteration"}
                    if trajectory and trajectory[-1]["iteration"] == iteration
                    else judge_generators(trainer))
-        if args.judge_every:
-            best = LoadedGenerator(os.path.join(out_dir, "best"), use_ema=args.ema > 0)
-            selected = dict(judge_of(draw(best.net, args.num, config.z_dim, args.seed + 1)),
-                            iteration=best.iteration)
+        if trajectory:  # the trainer's best/ holds the first judged minimum, as min() finds
+            name = "ema" if trainer.G_ema is not None else "raw"
+            row = min(trajectory, key=lambda r: r[name]["fid_vs_train"])
+            selected = dict(row[name], iteration=row["iteration"])
     judged = "ema" if "ema" in results else "raw"
     result = {
         "sn": cfg["sn"], "iterations": iteration, "batch_size": cfg["batch_size"],

@@ -94,8 +94,9 @@ def resolve_checkpoint(path):
         return path
     found = list_checkpoints(os.path.join(path, "checkpoints")) or list_checkpoints(path)
     if not found:
-        raise CheckpointError("no checkpoint in %s (expected %s/checkpoints/iter_*/%s)"
-                              % (path, path.rstrip("/"), STATE_FILE))
+        raise CheckpointError("no checkpoint in %s (expected %s/checkpoints/iter_*/%s or "
+                              "%s/iter_*/%s)" % (path, path.rstrip("/"), STATE_FILE,
+                                                  path.rstrip("/"), STATE_FILE))
     return found[-1][1]
 
 
