@@ -4,7 +4,11 @@ Public API: the spectrally normalized layers (``SNConv1D/2D/3D``,
 ``SNConv2DTranspose``, ``SNDense``, ``SNEmbedding``), ``ConditionalBatchNorm``,
 the model registry (``get_generator``, ``get_discriminator``) and the losses.
 """
-from . import _compat  # noqa: F401  (must run before anything imports mxnet)
+from ._threads import set_default_threads
+
+set_default_threads()  # before mxnet is imported: see _threads for why
+
+from . import _compat  # noqa: F401,E402  (must run before anything imports mxnet)
 
 from . import losses  # noqa: E402
 from .models import get_discriminator, get_generator  # noqa: E402

@@ -85,6 +85,8 @@ import sys
 import threading
 import time
 
+from ._threads import set_by_default, usable_cores
+
 ROLES = ("scheduler", "server", "worker")
 LOOPBACK = "127.0.0.1"
 SERVER_CODE = "import sngan_gluon._compat"
@@ -200,6 +202,11 @@ def launch_local(command, num_workers, num_servers=None, port=None, timeout=None
     # Output goes through a pipe: unbuffered Python keeps the prefixed lines live.
     base.setdefault("PYTHONUNBUFFERED", "1")
     service_env = dict(base)
+    if set_by_default(base):
+        # The workers share this host's cores rather than each taking all of
+        # them; the scheduler and servers only move and sum arrays.
+        base["OMP_NUM_THREADS"] = str(max(1, usable_cores() // num_workers))
+        service_env["OMP_NUM_THREADS"] = "1"
     # The servers import sngan_gluon; make it the same copy the launcher uses.
     service_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_PACKAGE_PARENT, base.get("PYTHONPATH")) if p)

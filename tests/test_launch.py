@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from sngan_gluon import launch
+from sngan_gluon._threads import usable_cores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARKER_KEY = "SNGAN_LAUNCH_TEST_MARKER"
@@ -35,7 +36,8 @@ kv.push(7, mx.nd.array([1, 2, 3]) * (kv.rank + 1))
 out = mx.nd.zeros((3,))
 kv.pull(7, out=out)
 with open(os.path.join(os.environ["OUT"], "rank%d.json" % kv.rank), "w") as f:
-    json.dump({"rank": kv.rank, "pulled": out.asnumpy().tolist()}, f)
+    json.dump({"rank": kv.rank, "pulled": out.asnumpy().tolist(),
+               "threads": os.environ.get("OMP_NUM_THREADS")}, f)
 print("rank", kv.rank, "done")
 """
 
@@ -149,7 +151,10 @@ def test_host_commands_reject_bad_sizes_and_entries():
 
 @needs_proc
 @pytest.mark.slow
-def test_launch_local_two_workers_sum_their_pushes_and_leave_nothing(tmp_path, capfd):
+def test_launch_local_two_workers_sum_their_pushes_and_leave_nothing(tmp_path, capfd,
+                                                                      monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MXNET_OMP_MAX_THREADS", raising=False)
     env = _marker_env(tmp_path)
     script = _script(tmp_path, "push_pull.py", PUSH_PULL)
     code = launch.launch_local([sys.executable, script], num_workers=2, num_servers=1,
@@ -159,6 +164,9 @@ def test_launch_local_two_workers_sum_their_pushes_and_leave_nothing(tmp_path, c
     assert [r["rank"] for r in results] == [0, 1]
     # dist_sync without an optimizer stores the sum of all workers' pushes.
     assert results[0]["pulled"] == results[1]["pulled"] == [3.0, 6.0, 9.0]
+    # Two workers on one host share its cores instead of each taking them all.
+    share = str(max(1, usable_cores() // 2))
+    assert results[0]["threads"] == results[1]["threads"] == share
     out = capfd.readouterr().out
     assert "[worker 0] rank" in out and "[worker 1] rank" in out
     _assert_nothing_left(env[MARKER_KEY])
