@@ -11,7 +11,7 @@ So, before mxnet is imported and only when neither ``OMP_NUM_THREADS`` nor
 ``MXNET_OMP_MAX_THREADS`` is set, :func:`set_default_threads` sets
 ``OMP_NUM_THREADS`` to the number of *physical* cores the process may run on
 (hyper-thread siblings counted once, as MXNet intends), capped by a cgroup CPU
-quota (containers). A value the user sets always wins; so does an mxnet already
+quota (containers, cgroup v2). A value the user sets always wins; so does an mxnet already
 imported, whose thread pool is fixed by then.
 """
 import math
@@ -62,7 +62,7 @@ def usable_cores(sysfs="/sys/devices/system/cpu", cgroup_cpu_max="/sys/fs/cgroup
     """Physical cores this process may run on, at least 1.
 
     Counts the distinct (package, core) pairs of the CPUs in the process's
-    affinity mask, then caps the count by the cgroup CPU quota, rounded up.
+    affinity mask, then caps the count by the cgroup (v2) CPU quota, rounded up.
     """
     cores = len({_core_id(cpu, sysfs) for cpu in _cpus_allowed()}) or 1
     quota = _cgroup_quota(cgroup_cpu_max)

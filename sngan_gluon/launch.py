@@ -162,6 +162,19 @@ def read_hosts(path):
     return hosts
 
 
+def local_thread_counts(num_workers, env=None):
+    """``OMP_NUM_THREADS`` of (each worker, the scheduler and servers) on one host, or None.
+
+    The workers share the host's cores instead of each taking all of them; the
+    scheduler and servers only move and sum arrays, so one thread each. None
+    (keep what the processes inherit) when the user chose a count, in ``env`` or
+    in this process's environment.
+    """
+    if "OMP_NUM_THREADS" in (env or {}) or not set_by_default(os.environ):
+        return None
+    return str(max(1, usable_cores() // num_workers)), "1"
+
+
 def launch_local(command, num_workers, num_servers=None, port=None, timeout=None, env=None,
                  cwd=None, python=None):
     """Run a whole ``dist_sync`` job on this host over loopback and wait for it.
@@ -202,11 +215,9 @@ def launch_local(command, num_workers, num_servers=None, port=None, timeout=None
     # Output goes through a pipe: unbuffered Python keeps the prefixed lines live.
     base.setdefault("PYTHONUNBUFFERED", "1")
     service_env = dict(base)
-    if set_by_default(base):
-        # The workers share this host's cores rather than each taking all of
-        # them; the scheduler and servers only move and sum arrays.
-        base["OMP_NUM_THREADS"] = str(max(1, usable_cores() // num_workers))
-        service_env["OMP_NUM_THREADS"] = "1"
+    shares = local_thread_counts(num_workers, env)
+    if shares:
+        base["OMP_NUM_THREADS"], service_env["OMP_NUM_THREADS"] = shares
     # The servers import sngan_gluon; make it the same copy the launcher uses.
     service_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_PACKAGE_PARENT, base.get("PYTHONPATH")) if p)

@@ -260,3 +260,15 @@ def test_cli_prints_ssh_commands_by_default_with_hosts(tmp_path):
     lines = [l for l in result.stdout.splitlines() if not l.startswith("#")]
     assert len(lines) == 4 and all(l.startswith("ssh node-") for l in lines)
     assert sum("DMLC_ROLE=worker" in l for l in lines) == 2
+
+
+def test_local_workers_share_the_cores_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MXNET_OMP_MAX_THREADS", raising=False)
+    monkeypatch.setattr(launch, "usable_cores", lambda: 8)
+    assert launch.local_thread_counts(2) == ("4", "1")
+    assert launch.local_thread_counts(16) == ("1", "1")
+    assert launch.local_thread_counts(2, env={"OMP_NUM_THREADS": "3"}) is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr("sngan_gluon._threads._DEFAULT_SET", None)  # the user set it
+    assert launch.local_thread_counts(2) is None
