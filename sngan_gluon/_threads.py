@@ -5,7 +5,7 @@ convolutions included) on half of ``omp_get_num_procs()``
 (``src/engine/openmp.cc``), on the assumption that every core is a pair of
 hyper-threads. Where it is not, half the machine idles: on a 2-core virtual
 machine with one thread per core, the standard-CNN training step runs on one
-core, and ``OMP_NUM_THREADS=2`` makes it about 1.6x faster.
+core, and ``OMP_NUM_THREADS=2`` makes it about 1.7x faster.
 
 So, before mxnet is imported and only when neither ``OMP_NUM_THREADS`` nor
 ``MXNET_OMP_MAX_THREADS`` is set, :func:`set_default_threads` sets
