@@ -10,9 +10,9 @@ core, and ``OMP_NUM_THREADS=2`` makes it about 1.7x faster.
 So, before mxnet is imported and only when neither ``OMP_NUM_THREADS`` nor
 ``MXNET_OMP_MAX_THREADS`` is set, :func:`set_default_threads` sets
 ``OMP_NUM_THREADS`` to the number of *physical* cores the process may run on
-(hyper-thread siblings counted once, as MXNet intends), capped by a cgroup CPU
-quota (containers, cgroup v2). A value the user sets always wins; so does an mxnet already
-imported, whose thread pool is fixed by then.
+(hyper-thread siblings counted once, as MXNet intends), capped by a cgroup v2
+CPU quota (containers). A value the user sets always wins; so does an mxnet
+already imported, whose thread pool is fixed by then.
 """
 import math
 import os
@@ -90,13 +90,13 @@ def set_default_threads(environ=None, **kwargs):
     return value
 
 
-def set_by_default(environ):
-    """Whether ``environ``'s thread count is free to change: unset, or the one this module chose.
+def set_by_default():
+    """Whether this process's thread count is free to change: unset, or the one chosen here.
 
     A launcher that starts several processes on one host divides the cores
     between them only when the user did not choose a count.
     """
-    if "MXNET_OMP_MAX_THREADS" in environ:
+    if "MXNET_OMP_MAX_THREADS" in os.environ:
         return False
-    value = environ.get("OMP_NUM_THREADS")
-    return value is None or (value == _DEFAULT_SET and value == os.environ.get("OMP_NUM_THREADS"))
+    value = os.environ.get("OMP_NUM_THREADS")
+    return value is None or value == _DEFAULT_SET

@@ -170,7 +170,7 @@ def local_thread_counts(num_workers, env=None):
     (keep what the processes inherit) when the user chose a count, in ``env`` or
     in this process's environment.
     """
-    if "OMP_NUM_THREADS" in (env or {}) or not set_by_default(os.environ):
+    if "OMP_NUM_THREADS" in (env or {}) or not set_by_default():
         return None
     return str(max(1, usable_cores() // num_workers)), "1"
 

@@ -60,10 +60,18 @@ def test_nothing_is_set_once_mxnet_is_imported():
     assert _threads.set_default_threads(environ) is None and environ == {}
 
 
-def test_a_users_count_is_not_free_to_change():
-    assert _threads.set_by_default({})
-    assert not _threads.set_by_default({"OMP_NUM_THREADS": "1"})
-    assert not _threads.set_by_default({"MXNET_OMP_MAX_THREADS": "2"})
+def test_a_users_count_is_not_free_to_change(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MXNET_OMP_MAX_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_DEFAULT_SET", "2")
+    assert _threads.set_by_default()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the count chosen here
+    assert _threads.set_by_default()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert not _threads.set_by_default()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("MXNET_OMP_MAX_THREADS", "2")
+    assert not _threads.set_by_default()
 
 
 @pytest.mark.parametrize("user_value", [None, "1"])
