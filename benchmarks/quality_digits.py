@@ -171,11 +171,16 @@ def main():
     parser.add_argument("--setting", default="C", help="the paper's Adam / n_dis setting")
     parser.add_argument("--lr", type=float, default=4e-4,
                         help="overrides the setting's (0: keep it)")
+    parser.add_argument("--beta1", type=float, default=None, help="overrides the setting's")
+    parser.add_argument("--beta2", type=float, default=None, help="overrides the setting's")
+    parser.add_argument("--n-dis", type=int, default=None, help="overrides the setting's")
     parser.add_argument("--ema", type=float, default=0.999,
                         help="EMA decay of the generator that is judged (0: the raw generator)")
     parser.add_argument("--lr-decay", default="linear", choices=("none", "linear"))
     parser.add_argument("--diffaugment", default="", help="DiffAugment policy, e.g. "
                         "translation,cutout (default: none)")
+    parser.add_argument("--lecam", type=float, default=0.0,
+                        help="weight of the LeCam regulariser on D (default: off)")
     parser.add_argument("--num", type=int, default=2000, help="generated samples to judge")
     parser.add_argument("--judge-every", type=int, default=0,
                         help="also judge the generators every N iterations (a trajectory)")
@@ -217,8 +222,12 @@ def main():
                              eval_every=args.judge_every)
         config.apply_setting(args.setting)
         config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
+        config.lecam = args.lecam
         if args.lr:
             config.lr = args.lr
+        for name in ("beta1", "beta2", "n_dis"):
+            if getattr(args, name) is not None:
+                setattr(config, name, getattr(args, name))
         trainer = GANTrainer(config, dataset=train)
 
         def judge_generators(tr):
@@ -252,7 +261,7 @@ def main():
         "sn": cfg["sn"], "iterations": iteration, "batch_size": cfg["batch_size"],
         "lr": cfg["lr"], "beta1": cfg["beta1"], "beta2": cfg["beta2"], "n_dis": cfg["n_dis"],
         "lr_decay": cfg["lr_decay"], "ema": cfg["ema"], "loss": cfg["loss"],
-        "diffaugment": cfg.get("diffaugment", ""),
+        "diffaugment": cfg.get("diffaugment", ""), "lecam": cfg.get("lecam", 0.0),
         "train_minutes": round(train_time / 60, 1), "classifier_accuracy": accuracy,
         "score_real_heldout": judge_of.real_score, "fid_floor_real_vs_real": judge_of.floor,
         "num_generated": args.num, "num_heldout": len(test.images), "calibration": calibration,

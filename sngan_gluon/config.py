@@ -64,6 +64,7 @@ class TrainConfig:
     lr_decay: str = "none"
     clip_gr: float = 10.0
     diffaugment: str = ""                 # DiffAugment policy, e.g. "translation,cutout"; "": off
+    lecam: float = 0.0                    # weight of the LeCam regulariser on D; 0: off
     ema: float = 0.0
     use_gpu: bool = False
     gpus: List[int] = field(default_factory=list)
@@ -106,6 +107,8 @@ class TrainConfig:
         if self.clip_gr < 0:
             raise ConfigError("--clip_gr must be >= 0 (0 turns clipping off), got %r"
                               % self.clip_gr)
+        if not self.lecam >= 0:
+            raise ConfigError("--lecam must be >= 0 (0 turns it off), got %r" % self.lecam)
         if self.eval_every < 0 or self.num_workers < 0:
             raise ConfigError("--eval-every and --num-workers must be >= 0")
         if self.channels not in (1, 3):

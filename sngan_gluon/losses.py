@@ -15,6 +15,11 @@ they can sit inside a ``hybrid_forward``). ``real`` are ``D(x)`` on data,
 which returns ``x`` for large ``x`` and has the gradient ``sigmoid(x)``: finite
 for logits of any size, where ``-log(sigmoid(x))`` would give ``inf``.
 
+Regulariser: :func:`lecam` (Tseng et al. 2021), a first-order penalty that keeps
+the discriminator's outputs on real data near its running mean output on fake
+data and vice versa; :class:`LeCamAnchors` keeps those running means. It is the
+regulariser offered for small datasets in place of a gradient penalty.
+
 Not offered: gradient penalties (WGAN-GP, DRAGAN, R1). They differentiate a
 function of ``dD/dx``, a second-order gradient through ``Convolution``, which
 MXNet 1.x does not implement: ``autograd.grad(..., create_graph=True)`` fails on
@@ -22,7 +27,8 @@ convolutional discriminators.
 """
 import mxnet as mx
 
-__all__ = ["hinge_d", "hinge_g", "bce_d", "bce_g", "get_loss", "LOSSES"]
+__all__ = ["hinge_d", "hinge_g", "bce_d", "bce_g", "get_loss", "LOSSES", "lecam",
+           "LeCamAnchors", "LECAM_DECAY"]
 
 
 def _F(x):
@@ -71,3 +77,64 @@ def get_loss(name):
     if name not in LOSSES:
         raise ValueError("unknown loss %r; valid names: %s" % (name, ", ".join(sorted(LOSSES))))
     return LOSSES[name]
+
+
+# ------------------------------------------------------------------ LeCam
+
+#: Decay of the running means of D's outputs (Tseng et al. 2021's code uses 0.99).
+LECAM_DECAY = 0.99
+
+
+def lecam(real, fake, anchor_real, anchor_fake):
+    """LeCam penalty: ``mean(relu(real - anchor_fake)^2) + mean(relu(anchor_real - fake)^2)``.
+
+    ``real``, ``fake``: D's logits, any shape; ``anchor_real``, ``anchor_fake``:
+    shape (1,), running means of D's outputs on real and fake data (constants:
+    no gradient flows into them). Only a real output above the fake anchor, or a
+    fake output below the real anchor, is penalised, so the penalty bounds how
+    far D pushes the two apart. Returns shape (1,).
+    """
+    F = _F(real)
+    above = F.relu(F.broadcast_sub(real, anchor_fake))
+    below = F.relu(F.broadcast_sub(anchor_real, fake))
+    return _mean(F, F.square(above)) + _mean(F, F.square(below))
+
+
+class LeCamAnchors:
+    """Running means of D's outputs on real and on fake data, the anchors of :func:`lecam`.
+
+    ``update(real_outputs, fake_outputs)`` takes lists of D's logits (one array
+    per device, equal shares of the batch) and moves the anchors towards the
+    batch means: ``a <- decay a + (1 - decay) mean`` (the first update sets them
+    to the means). ``real`` / ``fake`` are the anchors as (1,) NDArrays on the
+    first context; ``on(ctx)`` gives them on another. ``state()`` /
+    ``load_state()`` carry them through a checkpoint as two floats.
+    """
+
+    def __init__(self, ctx, decay=LECAM_DECAY):
+        if not 0 <= decay < 1:
+            raise ValueError("LeCam decay must be in [0, 1), got %r" % (decay,))
+        self.ctx, self.decay = ctx, decay
+        self.values = None  # NDArray (2,): [real anchor, fake anchor]
+
+    def update(self, real_outputs, fake_outputs):
+        with mx.autograd.pause():
+            means = [mx.nd.stack(r.mean(), f.mean()).reshape((2,)).as_in_context(self.ctx)
+                     for r, f in zip(real_outputs, fake_outputs)]
+            batch = mx.nd.add_n(*means) / len(means) if len(means) > 1 else means[0]
+            if self.values is None:
+                self.values = batch.copy()
+            else:
+                self.values = self.values * self.decay + batch * (1.0 - self.decay)
+
+    def on(self, ctx):
+        """``(real anchor, fake anchor)``, each an NDArray of shape (1,) on ``ctx``."""
+        values = self.values.as_in_context(ctx)
+        return values[0:1], values[1:2]
+
+    def state(self):
+        return None if self.values is None else [float(v) for v in self.values.asnumpy()]
+
+    def load_state(self, state):
+        self.values = (None if state is None
+                       else mx.nd.array(state, ctx=self.ctx, dtype="float32"))

@@ -5,7 +5,8 @@ One generator iteration (Miyato et al. 2018, Algorithm 1 around the updates):
 * ``n_dis`` times: a fresh real batch and a fresh fake batch, the discriminator
   run *once* on the two concatenated (it has no BatchNorm, so this is exact and
   advances each ``u`` once per update rather than twice), the discriminator loss
-  backpropagated and Adam applied;
+  (plus the LeCam penalty with ``--lecam``, at anchors updated from this batch's
+  outputs first) backpropagated and Adam applied;
 * a fresh fake batch through the discriminator, the generator loss
   backpropagated and Adam applied to the generator; the EMA of the generator's
   weights updated.
@@ -40,7 +41,7 @@ from mxnet import autograd, gluon, nd
 from . import checkpoint as ckpt
 from .augment import DiffAugment
 from .config import ConfigError, TrainConfig
-from .losses import get_loss
+from .losses import LeCamAnchors, get_loss, lecam
 from .models import get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
 from .visualize import plot_curves, save_image_grid
@@ -219,6 +220,7 @@ class GANTrainer:
             self.G_ema.hybridize()
         self.d_loss_fn, self.g_loss_fn = get_loss(cfg.loss)
         self.augment = DiffAugment(cfg.diffaugment)
+        self.lecam = LeCamAnchors(self.ctxs[0]) if cfg.lecam > 0 else None
         optimizer = dict(learning_rate=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2)
         if cfg.clip_gr > 0:
             optimizer["clip_gradient"] = cfg.clip_gr
@@ -285,9 +287,14 @@ class GANTrainer:
                 out = (self.D(x) if real_y is None
                        else self.D(x, nd.concat(real_y[i], y_parts[i], dim=0)))
                 half = r.shape[0]
-                d_real, d_fake = out[:half], out[half:]
-                losses.append(self.d_loss_fn(d_real, d_fake) * share)
-                outs.append((d_real, d_fake))
+                outs.append((out[:half], out[half:]))
+            if self.lecam is not None:
+                self.lecam.update(*zip(*outs))
+            for (d_real, d_fake), ctx in zip(outs, self.ctxs):
+                loss = self.d_loss_fn(d_real, d_fake)
+                if self.lecam is not None:
+                    loss = loss + self.config.lecam * lecam(d_real, d_fake, *self.lecam.on(ctx))
+                losses.append(loss * share)
         autograd.backward(losses)
         self._apply_gradients(self.d_trainer, self._d_sync)
         return losses, outs
@@ -415,6 +422,7 @@ class GANTrainer:
             "batch": self.stream.batch,
             "noise_rng": _rng_to_json(self.noise_rng),
             "best_fid": None if math.isinf(self.best_fid) else self.best_fid,
+            "lecam_anchors": self.lecam.state() if self.lecam is not None else None,
             "config": self.config.to_dict(),
             "files": sorted(files),
             "num_classes": self.num_classes,
@@ -460,6 +468,8 @@ class GANTrainer:
                 [self.config.seed * 1000 + 17 + self.rank, self.iteration])
         if state.get("best_fid") is not None:
             self.best_fid = float(state["best_fid"])
+        if self.lecam is not None:
+            self.lecam.load_state(state.get("lecam_anchors"))
         self._reload_history()
         return state
 

@@ -109,3 +109,60 @@ def test_unknown_loss_lists_valid_names():
 
 def test_module_explains_missing_gradient_penalties():
     assert "second-order" in losses.__doc__ and "create_graph" in losses.__doc__
+
+
+# ------------------------------------------------------------------ LeCam
+
+def test_lecam_value_penalises_only_outputs_past_the_other_anchor():
+    anchor_real, anchor_fake = 0.5, -0.25
+    expected = (np.maximum(0, REAL - anchor_fake) ** 2).mean() + \
+        (np.maximum(0, anchor_real - FAKE) ** 2).mean()
+    # by hand: real - (-.25) = 2.25, .75, -, .25 -> (5.0625 + .5625 + .0625) / 4;
+    # .5 - fake = 2.5, .5, -, .75 -> (6.25 + .25 + .5625) / 4
+    assert expected == pytest.approx(1.421875 + 1.765625)
+    value = losses.lecam(nd.array(REAL), nd.array(FAKE), nd.array([anchor_real]),
+                         nd.array([anchor_fake]))
+    assert _value(value) == pytest.approx(expected, rel=1e-6)
+
+
+def test_lecam_gradient_reaches_the_outputs_and_not_the_anchors():
+    real, fake = nd.array(REAL), nd.array(FAKE)
+    a_real, a_fake = nd.array([0.5]), nd.array([-0.25])
+    for x in (real, fake, a_real, a_fake):
+        x.attach_grad()
+    with autograd.record():
+        value = losses.lecam(real, fake, a_real.detach(), a_fake.detach())
+    value.backward()
+    n = len(REAL)
+    np.testing.assert_allclose(real.grad.asnumpy(), 2 * np.maximum(0, REAL + 0.25) / n, rtol=1e-6)
+    np.testing.assert_allclose(fake.grad.asnumpy(), -2 * np.maximum(0, 0.5 - FAKE) / n,
+                               rtol=1e-6)
+    assert not a_real.grad.asnumpy().any() and not a_fake.grad.asnumpy().any()
+
+
+def test_lecam_is_the_same_as_a_symbol():
+    import mxnet as mx
+    sym = losses.lecam(mx.sym.var("r"), mx.sym.var("f"), mx.sym.var("ar"), mx.sym.var("af"))
+    out = sym.eval(r=nd.array(REAL), f=nd.array(FAKE), ar=nd.array([0.5]), af=nd.array([-0.25]))
+    direct = losses.lecam(nd.array(REAL), nd.array(FAKE), nd.array([0.5]), nd.array([-0.25]))
+    assert _value(out[0]) == pytest.approx(_value(direct), rel=1e-6)
+
+
+def test_lecam_anchors_start_at_the_batch_means_then_move_by_the_decay():
+    import mxnet as mx
+    anchors = losses.LeCamAnchors(mx.cpu(), decay=0.9)
+    assert anchors.state() is None
+    # two devices with equal shares: the anchors follow the whole batch's means
+    anchors.update([nd.array(REAL[:2]), nd.array(REAL[2:])], [nd.array(FAKE[:2]),
+                                                               nd.array(FAKE[2:])])
+    np.testing.assert_allclose(anchors.state(), [REAL.mean(), FAKE.mean()], rtol=1e-6)
+    anchors.update([nd.array(REAL + 1)], [nd.array(FAKE - 2)])
+    np.testing.assert_allclose(anchors.state(), [REAL.mean() + 0.1, FAKE.mean() - 0.2],
+                               rtol=1e-6)
+    real, fake = anchors.on(mx.cpu())
+    assert real.shape == fake.shape == (1,)
+    restored = losses.LeCamAnchors(mx.cpu(), decay=0.9)
+    restored.load_state(anchors.state())
+    assert restored.state() == anchors.state()
+    with pytest.raises(ValueError):
+        losses.LeCamAnchors(mx.cpu(), decay=1.0)

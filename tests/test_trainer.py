@@ -53,10 +53,11 @@ def test_run_writes_every_output(dataset, tmp_path):
     assert TrainConfig.load(os.path.join(out, "config.json")) == trainer.config
 
 
-@pytest.mark.parametrize("conditional,n_dis", [(False, 2), (True, 1)])
-def test_resume_continues_exactly(dataset, tmp_path, conditional, n_dis):
+@pytest.mark.parametrize("conditional,n_dis,lecam", [(False, 2, 0.0), (True, 1, 0.0),
+                                                     (False, 1, 0.3)])
+def test_resume_continues_exactly(dataset, tmp_path, conditional, n_dis, lecam):
     config = _config(iterations=6, n_dis=n_dis, conditional=conditional, ema=0.5,
-                     lr_decay="linear")
+                     lr_decay="linear", lecam=lecam)
     straight = GANTrainer(config, dataset=dataset)
     straight.train(str(tmp_path / "a"))
     resumed = GANTrainer(config, dataset=dataset)
@@ -68,6 +69,31 @@ def test_resume_continues_exactly(dataset, tmp_path, conditional, n_dis):
     for a, b in zip(straight.G_ema.collect_params().values(),
                     resumed.G_ema.collect_params().values()):
         np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+    if lecam:
+        assert resumed.lecam.state() == straight.lecam.state() is not None
+
+
+def test_lecam_anchors_track_d_and_change_its_update(dataset):
+    """With --lecam, D's loss gains the penalty at anchors that follow D's mean outputs."""
+    plain = GANTrainer(_config(), dataset=dataset)
+    reg = GANTrainer(_config(lecam=0.3), dataset=dataset)
+    assert plain.lecam is None
+    real, labels = next(iter(reg.stream))
+    d_plain = plain._d_step(real, labels)
+    d_reg = reg._d_step(real, labels)
+    (d_real, d_fake), = d_reg[1]
+    np.testing.assert_allclose(reg.lecam.state(), [d_real.mean().asscalar(),
+                                                   d_fake.mean().asscalar()], rtol=1e-5)
+    # the same weights, data and noise: the losses differ by 0.3 x the penalty
+    np.testing.assert_allclose(d_reg[1][0][0].asnumpy(), d_plain[1][0][0].asnumpy(), rtol=1e-5)
+    anchor_real, anchor_fake = reg.lecam.on(reg.ctxs[0])
+    penalty = float(np.mean(np.maximum(0, d_real.asnumpy() - anchor_fake.asscalar()) ** 2) +
+                    np.mean(np.maximum(0, anchor_real.asscalar() - d_fake.asnumpy()) ** 2))
+    assert penalty > 0
+    assert d_reg[0][0].asscalar() == pytest.approx(d_plain[0][0].asscalar() + 0.3 * penalty,
+                                                   rel=1e-5)
+    # and so D's weights move differently
+    assert any(not np.allclose(a, b) for a, b in zip(_weights(plain)[-4:], _weights(reg)[-4:]))
 
 
 def test_resume_restores_u_and_optimizer_state(dataset, tmp_path):

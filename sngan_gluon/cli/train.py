@@ -103,6 +103,10 @@ def build_parser(suppress_defaults=False):
                      help="DiffAugment (Zhao et al. 2020) of every image D sees, real and fake: "
                           "a comma list of color, translation, cutout, for small datasets; "
                           "empty: off")
+    opt.add_argument("--lecam", type=float, default=d(_D.lecam),
+                     help="weight of the LeCam regulariser (Tseng et al. 2021) on D, for small "
+                          "datasets, e.g. 0.3; a first-order alternative to gradient penalties, "
+                          "which MXNet 1.x cannot differentiate; 0: off")
     opt.add_argument("--ema", type=float, default=d(_D.ema),
                      help="decay of an exponential moving average of G's weights used for "
                           "samples and evaluation (e.g. 0.999), warmed up as "
