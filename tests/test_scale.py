@@ -149,14 +149,16 @@ def _is_running_stat(name):
     return name.endswith(("_running_mean", "_running_var"))
 
 
-def test_two_contexts_give_the_one_context_gradients(dataset):
+@pytest.mark.parametrize("lecam", [0.0, 0.3])
+def test_two_contexts_give_the_one_context_gradients(dataset, lecam):
     """The summed per-device gradients are the whole batch's, to rounding.
 
     The discriminator's, on the first step; the generator's, with the optimizer
-    steps left out so both runs differentiate the same networks.
+    steps left out so both runs differentiate the same networks. With LeCam the
+    anchors are the whole batch's means on every device, so the same holds.
     """
-    one = _global_stats_batchnorm(GANTrainer(_config(cpus=1), dataset=dataset))
-    two = _global_stats_batchnorm(GANTrainer(_config(cpus=2), dataset=dataset))
+    one = _global_stats_batchnorm(GANTrainer(_config(cpus=1, lecam=lecam), dataset=dataset))
+    two = _global_stats_batchnorm(GANTrainer(_config(cpus=2, lecam=lecam), dataset=dataset))
     assert [c.device_id for c in two.ctxs] == [0, 1]
     for trainer in (one, two):
         trainer._apply_gradients = lambda optimizer, sync: None
@@ -173,6 +175,8 @@ def test_two_contexts_give_the_one_context_gradients(dataset):
         assert np.linalg.norm(summed - whole) <= 1e-5 * np.linalg.norm(whole) + 1e-12, name
         checked += 1
     assert checked == 34  # 18 in G, 16 in D
+    if lecam:
+        np.testing.assert_allclose(two.lecam.state(), one.lecam.state(), rtol=1e-5)
 
 
 def test_two_contexts_train_like_one_context(dataset, tmp_path):
