@@ -9,7 +9,8 @@ brings its own judge: a small CNN classifier trained here on the digits
    its learning rate) decaying linearly to 0, and an EMA generator, ``--ema
    0.999``) on the digits training split for ``--iterations`` (1,250)
    generator updates, with spectral normalization or, with ``--no-sn``,
-   without it; ``--diffaugment`` adds DiffAugment;
+   without it; ``--diffaugment`` adds DiffAugment, ``--lecam W`` the LeCam
+   regulariser; ``--beta1``, ``--beta2`` and ``--n-dis`` override the setting's;
 2. draws ``--num`` samples from the trained generator, raw and EMA;
 3. prints, in the classifier's terms: an Inception-style score (exp E KL(p(y|x)
    || p(y)); 10 is the maximum for 10 balanced, confidently recognised classes),

@@ -18,7 +18,7 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "quality_digits.py"), "--iterations",
          "3", "--num", "60", "--judge-every", "50", "--diffaugment", "translation",
-         "--out-dir", out], cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "--lecam", "0.3", "--beta1", "0", "--out-dir", out], cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:]
     with open(os.path.join(out, "quality.json")) as f:
@@ -35,6 +35,7 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     # three iterations of training cannot pass: the benchmark must be able to say so
     assert figures["fid_over_floor"] > 2
     assert figures["diffaugment"] == "translation" and figures["iterations"] == 3
+    assert figures["lecam"] == 0.3 and figures["beta1"] == 0.0 and figures["beta2"] == 0.999
     assert [row["iteration"] for row in figures["trajectory"]] == [3]
     # the one judged iteration is the selected one, and the run's best/ checkpoint holds it
     assert figures["selected"]["iteration"] == 3
