@@ -271,10 +271,11 @@ def main():
     result.update(results[judged])
     with open(os.path.join(out_dir, "quality.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print("dcgan on digits, %s, %d iterations, batch %d, lr %g (%s decay), n_dis %d, EMA %g, "
-          "DiffAugment %s: %.1f min of training"
+    print("dcgan on digits, %s, %d iterations, batch %d, Adam(%g, %g, %g) (%s decay), n_dis %d, "
+          "EMA %g, DiffAugment %s, LeCam %s: %.1f min of training"
           % ("SN" if cfg["sn"] else "no SN", iteration, cfg["batch_size"], cfg["lr"],
-             cfg["lr_decay"], cfg["n_dis"], cfg["ema"], result["diffaugment"] or "off",
+             cfg["beta1"], cfg["beta2"], cfg["lr_decay"], cfg["n_dis"], cfg["ema"],
+             result["diffaugment"] or "off", ("%g" % result["lecam"]) if result["lecam"] else "off",
              result["train_minutes"]))
     for name, r in results.items():
         print(describe(name, r))
