@@ -106,9 +106,10 @@ class LeCamAnchors:
     ``update(real_outputs, fake_outputs)`` takes lists of D's logits (one array
     per device, equal shares of the batch) and moves the anchors towards the
     batch means: ``a <- decay a + (1 - decay) mean`` (the first update sets them
-    to the means). ``real`` / ``fake`` are the anchors as (1,) NDArrays on the
-    first context; ``on(ctx)`` gives them on another. ``state()`` /
-    ``load_state()`` carry them through a checkpoint as two floats.
+    to the means). ``values`` holds them, ``[real, fake]``, as a (2,) NDArray on
+    ``ctx`` (None before the first update); ``on(ctx)`` gives them as two (1,)
+    NDArrays on any context. ``state()`` / ``load_state()`` carry them through
+    a checkpoint as two floats.
     """
 
     def __init__(self, ctx, decay=LECAM_DECAY):
