@@ -52,6 +52,8 @@ def test_setting_applies_and_explicit_flags_override():
     assert config.n_dis == 3
     config, _, _ = cli.make_config(["--setting", "D"])
     assert (config.lr, config.beta2, config.n_dis) == (1e-3, 0.9, 5)
+    config, _, _ = cli.make_config(["--lecam", "0.3"])
+    assert config.lecam == 0.3 and cli.make_config([])[0].lecam == 0
 
 
 def test_train_then_resume_through_the_cli(tmp_path):
