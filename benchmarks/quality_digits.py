@@ -220,10 +220,9 @@ def main():
                              batch_size=args.batch_size, sn=args.sn, seed=args.seed,
                              ema=args.ema, sample_every=max(args.iterations // 4, 1),
                              checkpoint_every=args.iterations, log_every=50, quiet=True,
-                             eval_every=args.judge_every)
+                             eval_every=args.judge_every, lecam=args.lecam)
         config.apply_setting(args.setting)
         config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
-        config.lecam = args.lecam
         if args.lr:
             config.lr = args.lr
         for name in ("beta1", "beta2", "n_dis"):
