@@ -120,18 +120,29 @@ class Judge:
         self.real_score = inception_score(p_test, splits=1)[0]
         self.floor = fid(self.f_train, self.f_test)
 
-    def calibration(self, train):
-        """FID / floor of the training digits altered in ways that keep every digit legible.
+    def calibration(self, train, num=2000, seed=0):
+        """FID / floor of the training digits altered in ways a generator might alter them.
 
         How strict the judge is: ``shift_1px`` moves every image one pixel right (a
         quarter of a source pixel: the 8x8 digits are upsampled 4x), ``dim_10pct``
-        scales stroke brightness by 0.9 over the black background. The unaltered
-        training split gives 1.0 by definition.
+        scales stroke brightness by 0.9 over the black background. Two more draw
+        ``num`` unaltered training digits with replacement, in the wrong proportions:
+        ``classes_3_8_at_18pct`` gives 3s and 8s 18% of the draw each (the other
+        classes 8% each; generators here over-produce those two), and
+        ``only_300_digits`` draws from 300 of them only (a generator of little
+        variety). The unaltered training split gives 1.0 by definition.
         """
         x = to_tensor(train.images).asnumpy()
         shifted = np.full_like(x, -1.0)
         shifted[..., 1:] = x[..., :-1]
-        altered = {"shift_1px": shifted, "dim_10pct": (x + 1.0) * 0.9 - 1.0}
+        rng = np.random.RandomState(seed)
+        shares = np.where(np.isin(np.arange(10), (3, 8)), 0.18, 0.08)
+        by_class = [np.flatnonzero(train.labels == k) for k in range(10)]
+        skewed = np.concatenate([rng.choice(by_class[k], int(round(num * shares[k])))
+                                 for k in range(10)])
+        few = rng.choice(rng.permutation(len(x))[:300], num)
+        altered = {"shift_1px": shifted, "dim_10pct": (x + 1.0) * 0.9 - 1.0,
+                   "classes_3_8_at_18pct": x[skewed], "only_300_digits": x[few]}
         return {name: fid(judge(self.net, nd.array(images))[1], self.f_test) / self.floor
                 for name, images in altered.items()}
 
@@ -152,11 +163,21 @@ class Judge:
                 "class_shares": shares.round(3).tolist()}
 
 
-def draw(G, num, z_dim, seed, batch=200):
-    """``num`` images (N, C, H, W) from ``G`` in inference mode, from noise seeded by ``seed``."""
+def draw(G, num, z_dim, seed, num_classes=0, batch=200):
+    """``num`` images (N, C, H, W) from ``G`` in inference mode, from noise seeded by ``seed``.
+
+    A conditional ``G`` (``num_classes`` > 0) gets labels drawn uniformly from the same
+    generator of random numbers, as the trainer draws them.
+    """
     rng = np.random.RandomState(seed)
-    return nd.concat(*generator_batches(
-        lambda n: G(nd.array(rng.normal(size=(n, z_dim)).astype(np.float32))), num, batch), dim=0)
+
+    def sample(n):
+        z = nd.array(rng.normal(size=(n, z_dim)).astype(np.float32))
+        if not num_classes:
+            return G(z)
+        return G(z, nd.array(rng.randint(0, num_classes, size=n), dtype="int32"))
+
+    return nd.concat(*generator_batches(sample, num, batch), dim=0)
 
 
 def describe(name, r):
@@ -186,6 +207,9 @@ def main():
     parser.add_argument("--judge-every", type=int, default=0,
                         help="also judge the generators every N iterations (a trajectory)")
     parser.add_argument("--no-sn", dest="sn", action="store_false")
+    parser.add_argument("--conditional", action="store_true",
+                        help="the class-conditional dcgan (conditional BatchNorm in G, a "
+                             "projection D), fed uniformly drawn labels when judged")
     parser.add_argument("--out-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--from-run", default=None,
@@ -204,7 +228,9 @@ def main():
              judge_of.floor, judge_of.real_score))
     calibration = judge_of.calibration(train)
     print("judge's strictness: training digits shifted one pixel %.2fx floor, strokes dimmed "
-          "10%% %.2fx floor" % (calibration["shift_1px"], calibration["dim_10pct"]))
+          "10%% %.2fx; drawn with 3s and 8s at 18%% each %.2fx, drawn from 300 of them %.2fx"
+          % (calibration["shift_1px"], calibration["dim_10pct"],
+             calibration["classes_3_8_at_18pct"], calibration["only_300_digits"]))
     trajectory, selected = [], None
 
     if args.from_run:
@@ -220,7 +246,8 @@ def main():
                              batch_size=args.batch_size, sn=args.sn, seed=args.seed,
                              ema=args.ema, sample_every=max(args.iterations // 4, 1),
                              checkpoint_every=args.iterations, log_every=50, quiet=True,
-                             eval_every=args.judge_every, lecam=args.lecam)
+                             eval_every=args.judge_every, lecam=args.lecam,
+                             conditional=args.conditional)
         config.apply_setting(args.setting)
         config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
         if args.lr:
@@ -232,7 +259,8 @@ def main():
 
         def judge_generators(tr):
             """{"raw": figures, "ema": figures (with --ema)} of the trainer's generators now."""
-            return {name: judge_of(draw(G, args.num, config.z_dim, args.seed + 1))
+            return {name: judge_of(draw(G, args.num, config.z_dim, args.seed + 1,
+                                                 tr.num_classes))
                     for name, G in (("raw", tr.G), ("ema", tr.G_ema)) if G is not None}
 
         def judge_now(tr):
@@ -258,7 +286,7 @@ def main():
             selected = dict(row[name], iteration=row["iteration"])
     judged = "ema" if "ema" in results else "raw"
     result = {
-        "sn": cfg["sn"], "iterations": iteration, "batch_size": cfg["batch_size"],
+        "sn": cfg["sn"], "conditional": bool(cfg.get("conditional")), "iterations": iteration, "batch_size": cfg["batch_size"],
         "lr": cfg["lr"], "beta1": cfg["beta1"], "beta2": cfg["beta2"], "n_dis": cfg["n_dis"],
         "lr_decay": cfg["lr_decay"], "ema": cfg["ema"], "loss": cfg["loss"],
         "diffaugment": cfg.get("diffaugment", ""), "lecam": cfg.get("lecam", 0.0),
@@ -270,9 +298,10 @@ def main():
     result.update(results[judged])
     with open(os.path.join(out_dir, "quality.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print("dcgan on digits, %s, %d iterations, batch %d, Adam(%g, %g, %g) (%s decay), n_dis %d, "
+    print("%sdcgan on digits, %s, %d iterations, batch %d, Adam(%g, %g, %g) (%s decay), n_dis %d, "
           "EMA %g, DiffAugment %s, LeCam %s: %.1f min of training"
-          % ("SN" if cfg["sn"] else "no SN", iteration, cfg["batch_size"], cfg["lr"],
+          % ("conditional " if result["conditional"] else "", "SN" if cfg["sn"] else "no SN",
+             iteration, cfg["batch_size"], cfg["lr"],
              cfg["beta1"], cfg["beta2"], cfg["lr_decay"], cfg["n_dis"], cfg["ema"],
              result["diffaugment"] or "off", ("%g" % result["lecam"]) if result["lecam"] else "off",
              result["train_minutes"]))

@@ -29,7 +29,11 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     # a one-pixel shift of real digits is visible to the judge: FID over the floor
     assert figures["calibration"]["shift_1px"] > 1.2
     assert figures["calibration"]["dim_10pct"] > 1.2
+    # so are wrong class proportions, though every digit drawn is a real one
+    assert figures["calibration"]["classes_3_8_at_18pct"] > 1.2
+    assert figures["calibration"]["only_300_digits"] > 1.0
     assert figures["judged"] == "ema" and set(figures["results"]) == {"raw", "ema"}
+    assert figures["conditional"] is False
     assert figures["fid"] == pytest.approx(figures["fid_over_floor"]
                                            * figures["fid_floor_real_vs_real"])
     # three iterations of training cannot pass: the benchmark must be able to say so
@@ -46,3 +50,20 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     assert 1 <= figures["classes_with_5pct"] <= 10
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
     assert "target <= 2" in result.stdout
+
+
+@pytest.mark.slow
+def test_quality_digits_judges_a_conditional_generator(tmp_path):
+    pytest.importorskip("sklearn")
+    out = str(tmp_path / "run")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "quality_digits.py"), "--iterations",
+         "2", "--num", "40", "--conditional", "--out-dir", out], cwd=str(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:]
+    with open(os.path.join(out, "quality.json")) as f:
+        figures = json.load(f)
+    assert figures["conditional"] is True and figures["iterations"] == 2
+    assert LoadedGenerator(out).num_classes == 10  # the judged generator took labels
+    assert abs(sum(figures["class_shares"]) - 1) < 0.01
+    assert result.stdout.count("conditional dcgan on digits") == 1
