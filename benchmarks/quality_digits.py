@@ -196,6 +196,7 @@ def main():
     parser.add_argument("--beta1", type=float, default=None, help="overrides the setting's")
     parser.add_argument("--beta2", type=float, default=None, help="overrides the setting's")
     parser.add_argument("--n-dis", type=int, default=None, help="overrides the setting's")
+    parser.add_argument("--loss", default="hinge", choices=("hinge", "bce"))
     parser.add_argument("--ema", type=float, default=0.999,
                         help="EMA decay of the generator that is judged (0: the raw generator)")
     parser.add_argument("--lr-decay", default="linear", choices=("none", "linear"))
@@ -247,7 +248,7 @@ def main():
                              ema=args.ema, sample_every=max(args.iterations // 4, 1),
                              checkpoint_every=args.iterations, log_every=50, quiet=True,
                              eval_every=args.judge_every, lecam=args.lecam,
-                             conditional=args.conditional)
+                             conditional=args.conditional, loss=args.loss)
         config.apply_setting(args.setting)
         config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
         if args.lr:
@@ -298,10 +299,10 @@ def main():
     result.update(results[judged])
     with open(os.path.join(out_dir, "quality.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print("%sdcgan on digits, %s, %d iterations, batch %d, Adam(%g, %g, %g) (%s decay), n_dis %d, "
-          "EMA %g, DiffAugment %s, LeCam %s: %.1f min of training"
+    print("%sdcgan on digits, %s, %s loss, %d iterations, batch %d, Adam(%g, %g, %g) "
+          "(%s decay), n_dis %d, EMA %g, DiffAugment %s, LeCam %s: %.1f min of training"
           % ("conditional " if result["conditional"] else "", "SN" if cfg["sn"] else "no SN",
-             iteration, cfg["batch_size"], cfg["lr"],
+             cfg["loss"], iteration, cfg["batch_size"], cfg["lr"],
              cfg["beta1"], cfg["beta2"], cfg["lr_decay"], cfg["n_dis"], cfg["ema"],
              result["diffaugment"] or "off", ("%g" % result["lecam"]) if result["lecam"] else "off",
              result["train_minutes"]))

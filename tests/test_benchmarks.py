@@ -58,12 +58,13 @@ def test_quality_digits_judges_a_conditional_generator(tmp_path):
     out = str(tmp_path / "run")
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "quality_digits.py"), "--iterations",
-         "2", "--num", "40", "--conditional", "--out-dir", out], cwd=str(tmp_path),
+         "2", "--num", "40", "--conditional", "--loss", "bce", "--out-dir", out], cwd=str(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:]
     with open(os.path.join(out, "quality.json")) as f:
         figures = json.load(f)
     assert figures["conditional"] is True and figures["iterations"] == 2
+    assert figures["loss"] == "bce"
     assert LoadedGenerator(out).num_classes == 10  # the judged generator took labels
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
     assert result.stdout.count("conditional dcgan on digits") == 1
