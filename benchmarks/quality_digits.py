@@ -151,14 +151,25 @@ class Judge:
 
         ``fid_vs_train``, the FID against the training digits, is what a run may be
         steered by (choosing its best checkpoint); the held-out figures are not.
+        ``balanced_over_floor`` is a diagnostic, not the judged figure: FID / floor of
+        the samples redrawn (with replacement) in equal shares of the classes the
+        judge sees in them. Its gap to ``fid_over_floor`` is the part of the FID
+        owed to wrong class proportions; what remains is owed to the digits
+        themselves.
         """
         p_fake, f_fake = judge(self.net, fake)
         score, score_std = inception_score(p_fake, splits=10)
-        shares = np.bincount(p_fake.argmax(1), minlength=10) / float(len(p_fake))
+        predicted = p_fake.argmax(1)
+        shares = np.bincount(predicted, minlength=10) / float(len(p_fake))
         value = fid(f_fake, self.f_test)
+        rng = np.random.RandomState(0)
+        per_class = -(-len(p_fake) // 10)
+        balanced = np.concatenate([rng.choice(np.flatnonzero(predicted == k), per_class)
+                                   for k in range(10) if shares[k] > 0])
         return {"score": score, "score_std": score_std, "fid": value,
                 "fid_vs_train": fid(f_fake, self.f_train),
                 "fid_over_floor": value / self.floor,
+                "balanced_over_floor": fid(f_fake[balanced], self.f_test) / self.floor,
                 "classes_with_5pct": int((shares >= 0.05).sum()),
                 "class_shares": shares.round(3).tolist()}
 
@@ -181,9 +192,10 @@ def draw(G, num, z_dim, seed, num_classes=0, batch=200):
 
 
 def describe(name, r):
-    return ("%-8s score %.2f +- %.2f  FID %.2f (%.2fx floor)  classes >= 5%%: %d / 10"
-            % (name, r["score"], r["score_std"], r["fid"], r["fid_over_floor"],
-               r["classes_with_5pct"]))
+    return ("%-8s score %.2f +- %.2f  FID %.2f (%.2fx floor; class-balanced %.2fx)  "
+            "classes >= 5%%: %d / 10" % (name, r["score"], r["score_std"], r["fid"],
+                                        r["fid_over_floor"], r["balanced_over_floor"],
+                                        r["classes_with_5pct"]))
 
 
 def main():

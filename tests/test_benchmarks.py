@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from sngan_gluon.sampling import LoadedGenerator
@@ -49,6 +50,7 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     assert best.ema and best.iteration == figures["selected"]["iteration"]
     assert 1 <= figures["classes_with_5pct"] <= 10
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
+    assert figures["balanced_over_floor"] > 0
     assert "target <= 2" in result.stdout
 
 
@@ -68,3 +70,24 @@ def test_quality_digits_judges_a_conditional_generator(tmp_path):
     assert LoadedGenerator(out).num_classes == 10  # the judged generator took labels
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
     assert result.stdout.count("conditional dcgan on digits") == 1
+
+
+def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
+    pytest.importorskip("sklearn")
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import quality_digits as q
+    finally:
+        sys.path.pop(0)
+    from sngan_gluon.data import get_dataset, to_tensor
+    train = get_dataset("digits", image_size=32, channels=3, train=True)
+    test = get_dataset("digits", image_size=32, channels=3, train=False)
+    judge = q.Judge(q.train_classifier(train, test, epochs=4)[0], train, test)
+    # real training digits, but 3s and 8s make up 60% of them
+    rng = np.random.RandomState(0)
+    counts = np.where(np.isin(np.arange(10), (3, 8)), 300, 50)
+    index = np.concatenate([rng.choice(np.flatnonzero(train.labels == k), counts[k])
+                            for k in range(10)])
+    figures = judge(to_tensor(train.images[index]))
+    assert figures["class_shares"][3] > 0.25 and figures["class_shares"][8] > 0.25
+    assert figures["balanced_over_floor"] < 0.7 * figures["fid_over_floor"]
