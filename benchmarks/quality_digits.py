@@ -9,8 +9,10 @@ brings its own judge: a small CNN classifier trained here on the digits
    its learning rate) decaying linearly to 0, and an EMA generator, ``--ema
    0.999``) on the digits training split for ``--iterations`` (1,250)
    generator updates, with spectral normalization or, with ``--no-sn``,
-   without it; ``--diffaugment`` adds DiffAugment, ``--lecam W`` the LeCam
-   regulariser; ``--beta1``, ``--beta2`` and ``--n-dis`` override the setting's;
+   without it; ``--conditional`` trains the class-conditional dcgan instead
+   (conditional BatchNorm in G, a projection D), ``--loss bce`` the BCE loss,
+   ``--diffaugment`` adds DiffAugment, ``--lecam W`` the LeCam regulariser;
+   ``--beta1``, ``--beta2`` and ``--n-dis`` override the setting's;
 2. draws ``--num`` samples from the trained generator, raw and EMA;
 3. prints, in the classifier's terms: an Inception-style score (exp E KL(p(y|x)
    || p(y)); 10 is the maximum for 10 balanced, confidently recognised classes),
@@ -18,6 +20,9 @@ brings its own judge: a small CNN classifier trained here on the digits
    128-d feature space, with the real-vs-real floor beside it (training split vs
    held-out split: the FID that perfect samples would get at these sample
    sizes), and how many of the 10 classes hold at least 5% of the samples.
+   Beside the FID it prints a class-balanced one (the samples redrawn in
+   equal shares of the classes the judge sees in them), which tells wrong
+   class proportions from poorly drawn digits; the target is on the FID itself.
    ``--judge-every N`` prints the same figures every N iterations (N a multiple
    of 50, the logging interval) and keeps them in ``quality.json``; it also
    keeps, as the run's ``best`` checkpoint, the judged iteration whose samples
