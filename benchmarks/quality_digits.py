@@ -213,7 +213,8 @@ def main():
     parser.add_argument("--beta1", type=float, default=None, help="overrides the setting's")
     parser.add_argument("--beta2", type=float, default=None, help="overrides the setting's")
     parser.add_argument("--n-dis", type=int, default=None, help="overrides the setting's")
-    parser.add_argument("--loss", default="hinge", choices=("hinge", "bce"))
+    parser.add_argument("--loss", default="hinge", choices=("hinge", "bce"),
+                        help="the GAN loss (default: hinge)")
     parser.add_argument("--ema", type=float, default=0.999,
                         help="EMA decay of the generator that is judged (0: the raw generator)")
     parser.add_argument("--lr-decay", default="linear", choices=("none", "linear"))
