@@ -56,8 +56,8 @@ from mxnet.gluon import nn
 
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset, to_tensor
-from sngan_gluon.metrics import frechet_distance, generator_batches, inception_score
-from sngan_gluon.sampling import LoadedGenerator
+from sngan_gluon.metrics import frechet_distance, inception_score
+from sngan_gluon.sampling import LoadedGenerator, generate_batches
 from sngan_gluon.trainer import GANTrainer
 
 
@@ -111,6 +111,13 @@ def judge(net, images_nchw, batch=200):
     return np.concatenate(probs), np.concatenate(feats).astype(np.float64)
 
 
+def draw_by_class(labels, counts, rng):
+    """Indices (sum(counts),) into ``labels``: ``counts[k]`` drawn with replacement from
+    those of class k, for each class k in order (classes with count 0 skipped)."""
+    return np.concatenate([rng.choice(np.flatnonzero(labels == k), count)
+                           for k, count in enumerate(counts) if count > 0])
+
+
 def fid(a, b):
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
@@ -142,9 +149,7 @@ class Judge:
         shifted[..., 1:] = x[..., :-1]
         rng = np.random.RandomState(seed)
         shares = np.where(np.isin(np.arange(10), (3, 8)), 0.18, 0.08)
-        by_class = [np.flatnonzero(train.labels == k) for k in range(10)]
-        skewed = np.concatenate([rng.choice(by_class[k], int(round(num * shares[k])))
-                                 for k in range(10)])
+        skewed = draw_by_class(train.labels, np.rint(num * shares).astype(int), rng)
         few = rng.choice(rng.permutation(len(x))[:300], num)
         altered = {"shift_1px": shifted, "dim_10pct": (x + 1.0) * 0.9 - 1.0,
                    "classes_3_8_at_18pct": x[skewed], "only_300_digits": x[few]}
@@ -167,10 +172,9 @@ class Judge:
         predicted = p_fake.argmax(1)
         shares = np.bincount(predicted, minlength=10) / float(len(p_fake))
         value = fid(f_fake, self.f_test)
-        rng = np.random.RandomState(0)
         per_class = -(-len(p_fake) // 10)
-        balanced = np.concatenate([rng.choice(np.flatnonzero(predicted == k), per_class)
-                                   for k in range(10) if shares[k] > 0])
+        balanced = draw_by_class(predicted, np.where(shares > 0, per_class, 0),
+                                 np.random.RandomState(0))
         return {"score": score, "score_std": score_std, "fid": value,
                 "fid_vs_train": fid(f_fake, self.f_train),
                 "fid_over_floor": value / self.floor,
@@ -185,15 +189,8 @@ def draw(G, num, z_dim, seed, num_classes=0, batch=200):
     A conditional ``G`` (``num_classes`` > 0) gets labels drawn uniformly from the same
     generator of random numbers, as the trainer draws them.
     """
-    rng = np.random.RandomState(seed)
-
-    def sample(n):
-        z = nd.array(rng.normal(size=(n, z_dim)).astype(np.float32))
-        if not num_classes:
-            return G(z)
-        return G(z, nd.array(rng.randint(0, num_classes, size=n), dtype="int32"))
-
-    return nd.concat(*generator_batches(sample, num, batch), dim=0)
+    return nd.concat(*generate_batches(G, num, z_dim, np.random.RandomState(seed),
+                                       num_classes=num_classes, batch_size=batch), dim=0)
 
 
 def describe(name, r):
@@ -305,7 +302,8 @@ def main():
             selected = dict(row[name], iteration=row["iteration"])
     judged = "ema" if "ema" in results else "raw"
     result = {
-        "sn": cfg["sn"], "conditional": bool(cfg.get("conditional")), "iterations": iteration, "batch_size": cfg["batch_size"],
+        "sn": cfg["sn"], "conditional": bool(cfg.get("conditional")), "iterations": iteration,
+        "batch_size": cfg["batch_size"],
         "lr": cfg["lr"], "beta1": cfg["beta1"], "beta2": cfg["beta2"], "n_dis": cfg["n_dis"],
         "lr_decay": cfg["lr_decay"], "ema": cfg["ema"], "loss": cfg["loss"],
         "diffaugment": cfg.get("diffaugment", ""), "lecam": cfg.get("lecam", 0.0),

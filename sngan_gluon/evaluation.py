@@ -11,6 +11,7 @@ import numpy as np
 
 from .metrics import (FID_PROTOCOLS, InceptionExtractor, compute_statistics, fid_from_stats,
                       inception_score, real_statistics)
+from .sampling import generate_batches
 
 
 def real_batches(dataset, num, batch_size=100):
@@ -69,24 +70,9 @@ def training_evaluator(config, extractor=None, protocol="paper"):
                                           getattr(extractor, "name", "inceptionv3"))
             state["real"] = real_statistics(real_batches(dataset, num_real), cache, extractor)
         num = config.eval_num
-        rng = np.random.RandomState(config.seed + 999)
-
-        def fake_batches():
-            from mxnet import nd
-            done = 0
-            G = trainer.G_ema or trainer.G
-            while done < num:
-                n = min(100, num - done)
-                z = nd.array(rng.normal(size=(n, config.z_dim)).astype(np.float32),
-                             ctx=trainer.ctxs[0])
-                if trainer.num_classes:
-                    y = nd.array(rng.randint(0, trainer.num_classes, size=n),
-                                 ctx=trainer.ctxs[0], dtype="int32")
-                    yield G(z, y)
-                else:
-                    yield G(z)
-                done += n
-
-        return evaluate_generator(fake_batches(), extractor, state["real"], num)
+        fake_batches = generate_batches(trainer.G_ema or trainer.G, num, config.z_dim,
+                                        np.random.RandomState(config.seed + 999),
+                                        num_classes=trainer.num_classes, ctx=trainer.ctxs[0])
+        return evaluate_generator(fake_batches, extractor, state["real"], num)
 
     return evaluator

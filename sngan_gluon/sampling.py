@@ -10,6 +10,43 @@ from . import checkpoint as ckpt
 from .models import get_generator
 
 
+def draw_noise(rng, n, z_dim, truncation=None):
+    """``n`` noise vectors (n, z_dim) float32 from ``rng`` (a numpy RandomState).
+
+    ``truncation`` t redraws entries with |z| > t (the truncation trick).
+    """
+    z = rng.normal(size=(n, z_dim))
+    if truncation is not None:
+        bad = np.abs(z) > truncation
+        while bad.any():
+            z[bad] = rng.normal(size=int(bad.sum()))
+            bad = np.abs(z) > truncation
+    return z.astype(np.float32)
+
+
+def generate_batches(net, num, z_dim, rng, num_classes=0, label=None, batch_size=100,
+                     ctx=None, truncation=None):
+    """Yield ``num`` images of generator ``net`` in batches: NDArray (B, C, H, W) in [-1, 1].
+
+    Each batch draws its noise (B, z_dim) from ``rng`` (a numpy RandomState), then,
+    for a conditional ``net`` (``num_classes`` > 0), its labels (B,): all ``label``,
+    or uniform over the classes when ``label`` is None. ``net`` runs as it is set
+    (outside ``autograd.record``: inference mode). One sequence of draws serves
+    the trainer's evaluation, the quality benchmark and checkpoints alike.
+    """
+    ctx = ctx or mx.cpu()
+    done = 0
+    while done < num:
+        n = min(batch_size, num - done)
+        z = nd.array(draw_noise(rng, n, z_dim, truncation), ctx=ctx)
+        if num_classes:
+            y = np.full(n, label) if label is not None else rng.randint(0, num_classes, size=n)
+            yield net(z, nd.array(y, ctx=ctx, dtype="int32"))
+        else:
+            yield net(z)
+        done += n
+
+
 class LoadedGenerator:
     """A generator restored from a checkpoint, ready to sample.
 
@@ -39,16 +76,6 @@ class LoadedGenerator:
             raise ckpt.CheckpointError("cannot load %s: %s" % (params, ckpt.error_summary(err)))
         self.net.hybridize()
 
-    def noise(self, n, rng, truncation=None):
-        """``n`` noise vectors (n, z_dim) float32; ``truncation`` t redraws entries with |z| > t."""
-        z = rng.normal(size=(n, self.z_dim))
-        if truncation is not None:
-            bad = np.abs(z) > truncation
-            while bad.any():
-                z[bad] = rng.normal(size=int(bad.sum()))
-                bad = np.abs(z) > truncation
-        return z.astype(np.float32)
-
     def generate(self, num, seed=0, label=None, batch_size=100, truncation=None):
         """Yield image batches: float32 NDArray (B, C, H, W) in [-1, 1], ``num`` images in all.
 
@@ -61,18 +88,9 @@ class LoadedGenerator:
         if label is not None and not 0 <= label < self.num_classes:
             raise ValueError("--class %d: the generator knows classes 0..%d"
                              % (label, self.num_classes - 1))
-        rng = np.random.RandomState(seed)
-        done = 0
-        while done < num:
-            n = min(batch_size, num - done)
-            z = nd.array(self.noise(n, rng, truncation), ctx=self.ctx)
-            if self.num_classes:
-                y = (np.full(n, label) if label is not None
-                     else rng.randint(0, self.num_classes, size=n))
-                yield self.net(z, nd.array(y, ctx=self.ctx, dtype="int32"))
-            else:
-                yield self.net(z)
-            done += n
+        return generate_batches(self.net, num, self.z_dim, np.random.RandomState(seed),
+                                num_classes=self.num_classes, label=label,
+                                batch_size=batch_size, ctx=self.ctx, truncation=truncation)
 
     def sample(self, num, **kwargs):
         """``num`` images as uint8 (num, H, W, C), the layout of the training images."""

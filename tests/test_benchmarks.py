@@ -12,18 +12,24 @@ from sngan_gluon.sampling import LoadedGenerator
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run_quality_digits(tmp_path, *args):
+    """Run the benchmark with ``args`` into ``tmp_path/run``: (run folder, output, quality.json)."""
+    out = str(tmp_path / "run")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "quality_digits.py")] + list(args)
+        + ["--out-dir", out], cwd=str(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:]
+    with open(os.path.join(out, "quality.json")) as f:
+        return out, result.stdout, json.load(f)
+
+
 @pytest.mark.slow
 def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     pytest.importorskip("sklearn")
-    out = str(tmp_path / "run")
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "quality_digits.py"), "--iterations",
-         "3", "--num", "60", "--judge-every", "50", "--diffaugment", "translation",
-         "--lecam", "0.3", "--beta1", "0", "--out-dir", out], cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:]
-    with open(os.path.join(out, "quality.json")) as f:
-        figures = json.load(f)
+    out, stdout, figures = run_quality_digits(
+        tmp_path, "--iterations", "3", "--num", "60", "--judge-every", "50",
+        "--diffaugment", "translation", "--lecam", "0.3", "--beta1", "0")
     assert figures["classifier_accuracy"] > 0.9  # the judge recognises held-out digits
     assert 9.0 < figures["score_real_heldout"] <= 10.0
     assert figures["fid_floor_real_vs_real"] > 0
@@ -51,25 +57,19 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     assert 1 <= figures["classes_with_5pct"] <= 10
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
     assert figures["balanced_over_floor"] > 0
-    assert "target <= 2" in result.stdout
+    assert "target <= 2" in stdout
 
 
 @pytest.mark.slow
 def test_quality_digits_judges_a_conditional_generator(tmp_path):
     pytest.importorskip("sklearn")
-    out = str(tmp_path / "run")
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "quality_digits.py"), "--iterations",
-         "2", "--num", "40", "--conditional", "--loss", "bce", "--out-dir", out], cwd=str(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:]
-    with open(os.path.join(out, "quality.json")) as f:
-        figures = json.load(f)
+    out, stdout, figures = run_quality_digits(
+        tmp_path, "--iterations", "2", "--num", "40", "--conditional", "--loss", "bce")
     assert figures["conditional"] is True and figures["iterations"] == 2
     assert figures["loss"] == "bce"
     assert LoadedGenerator(out).num_classes == 10  # the judged generator took labels
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
-    assert result.stdout.count("conditional dcgan on digits") == 1
+    assert stdout.count("conditional dcgan on digits") == 1
 
 
 def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
@@ -84,10 +84,8 @@ def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
     test = get_dataset("digits", image_size=32, channels=3, train=False)
     judge = q.Judge(q.train_classifier(train, test, epochs=4)[0], train, test)
     # real training digits, but 3s and 8s make up 60% of them
-    rng = np.random.RandomState(0)
     counts = np.where(np.isin(np.arange(10), (3, 8)), 300, 50)
-    index = np.concatenate([rng.choice(np.flatnonzero(train.labels == k), counts[k])
-                            for k in range(10)])
+    index = q.draw_by_class(train.labels, counts, np.random.RandomState(0))
     figures = judge(to_tensor(train.images[index]))
     assert figures["class_shares"][3] > 0.25 and figures["class_shares"][8] > 0.25
     assert figures["balanced_over_floor"] < 0.7 * figures["fid_over_floor"]
