@@ -11,7 +11,8 @@ brings its own judge: a small CNN classifier trained here on the digits
    generator updates, with spectral normalization or, with ``--no-sn``,
    without it; ``--conditional`` trains the class-conditional dcgan instead
    (conditional BatchNorm in G, a projection D), ``--loss bce`` the BCE loss,
-   ``--diffaugment`` adds DiffAugment, ``--lecam W`` the LeCam regulariser;
+   ``--diffaugment`` adds DiffAugment, ``--lecam W`` the LeCam regulariser,
+   ``--mode-seeking W`` the mode-seeking term in G's loss;
    ``--beta1``, ``--beta2`` and ``--n-dis`` override the setting's;
 2. draws ``--num`` samples from the trained generator, raw and EMA;
 3. prints, in the classifier's terms: an Inception-style score (exp E KL(p(y|x)
@@ -219,6 +220,8 @@ def main():
                         "translation,cutout (default: none)")
     parser.add_argument("--lecam", type=float, default=0.0,
                         help="weight of the LeCam regulariser on D (default: off)")
+    parser.add_argument("--mode-seeking", type=float, default=0.0,
+                        help="weight of the mode-seeking term in G's loss (default: off)")
     parser.add_argument("--num", type=int, default=2000, help="generated samples to judge")
     parser.add_argument("--judge-every", type=int, default=0,
                         help="also judge the generators every N iterations (a trajectory)")
@@ -263,7 +266,8 @@ def main():
                              ema=args.ema, sample_every=max(args.iterations // 4, 1),
                              checkpoint_every=args.iterations, log_every=50, quiet=True,
                              eval_every=args.judge_every, lecam=args.lecam,
-                             conditional=args.conditional, loss=args.loss)
+                             conditional=args.conditional, loss=args.loss,
+                             mode_seeking=args.mode_seeking)
         config.apply_setting(args.setting)
         config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
         if args.lr:
@@ -307,6 +311,7 @@ def main():
         "lr": cfg["lr"], "beta1": cfg["beta1"], "beta2": cfg["beta2"], "n_dis": cfg["n_dis"],
         "lr_decay": cfg["lr_decay"], "ema": cfg["ema"], "loss": cfg["loss"],
         "diffaugment": cfg.get("diffaugment", ""), "lecam": cfg.get("lecam", 0.0),
+        "mode_seeking": cfg.get("mode_seeking", 0.0),
         "train_minutes": round(train_time / 60, 1), "classifier_accuracy": accuracy,
         "score_real_heldout": judge_of.real_score, "fid_floor_real_vs_real": judge_of.floor,
         "num_generated": args.num, "num_heldout": len(test.images), "calibration": calibration,
@@ -316,11 +321,13 @@ def main():
     with open(os.path.join(out_dir, "quality.json"), "w") as f:
         json.dump(result, f, indent=1)
     print("%sdcgan on digits, %s, %s loss, %d iterations, batch %d, Adam(%g, %g, %g) "
-          "(%s decay), n_dis %d, EMA %g, DiffAugment %s, LeCam %s: %.1f min of training"
+          "(%s decay), n_dis %d, EMA %g, DiffAugment %s, LeCam %s, mode seeking %s: "
+          "%.1f min of training"
           % ("conditional " if result["conditional"] else "", "SN" if cfg["sn"] else "no SN",
              cfg["loss"], iteration, cfg["batch_size"], cfg["lr"],
              cfg["beta1"], cfg["beta2"], cfg["lr_decay"], cfg["n_dis"], cfg["ema"],
              result["diffaugment"] or "off", ("%g" % result["lecam"]) if result["lecam"] else "off",
+             ("%g" % result["mode_seeking"]) if result["mode_seeking"] else "off",
              result["train_minutes"]))
     for name, r in results.items():
         print(describe(name, r))

@@ -65,6 +65,7 @@ class TrainConfig:
     clip_gr: float = 10.0
     diffaugment: str = ""                 # DiffAugment policy, e.g. "translation,cutout"; "": off
     lecam: float = 0.0                    # weight of the LeCam regulariser on D; 0: off
+    mode_seeking: float = 0.0             # weight of the mode-seeking term in G's loss; 0: off
     ema: float = 0.0
     use_gpu: bool = False
     gpus: List[int] = field(default_factory=list)
@@ -109,6 +110,9 @@ class TrainConfig:
                               % self.clip_gr)
         if not self.lecam >= 0:
             raise ConfigError("--lecam must be >= 0 (0 turns it off), got %r" % self.lecam)
+        if not self.mode_seeking >= 0:
+            raise ConfigError("--mode-seeking must be >= 0 (0 turns it off), got %r"
+                              % self.mode_seeking)
         if self.eval_every < 0 or self.num_workers < 0:
             raise ConfigError("--eval-every and --num-workers must be >= 0")
         if self.channels not in (1, 3):
@@ -130,6 +134,10 @@ class TrainConfig:
                               "barrier that CPU contexts never reach")
         if self.batch_size % self.num_devices:
             raise ConfigError("--batch-size %d does not split evenly over %d devices"
+                              % (self.batch_size, self.num_devices))
+        if self.mode_seeking and self.batch_size % (2 * self.num_devices):
+            raise ConfigError("--mode-seeking pairs the samples of each device: --batch-size %d "
+                              "must split into even parts over %d devices"
                               % (self.batch_size, self.num_devices))
         return self
 

@@ -20,6 +20,10 @@ the discriminator's outputs on real data near its running mean output on fake
 data and vice versa; :class:`LeCamAnchors` keeps those running means. It is the
 regulariser offered for small datasets in place of a gradient penalty.
 
+Generator term: :func:`mode_seeking` (Mao et al. 2019, MSGAN), which rewards
+the generator for mapping two different noise vectors to different images; it
+targets a generator whose samples grow alike (mode collapse within a class).
+
 Not offered: gradient penalties (WGAN-GP, DRAGAN, R1). They differentiate a
 function of ``dD/dx``, a second-order gradient through ``Convolution``, which
 MXNet 1.x does not implement: ``autograd.grad(..., create_graph=True)`` fails on
@@ -28,7 +32,7 @@ convolutional discriminators.
 import mxnet as mx
 
 __all__ = ["hinge_d", "hinge_g", "bce_d", "bce_g", "get_loss", "LOSSES", "lecam",
-           "LeCamAnchors", "LECAM_DECAY"]
+           "LeCamAnchors", "LECAM_DECAY", "mode_seeking", "MODE_SEEKING_EPS"]
 
 
 def _F(x):
@@ -139,3 +143,34 @@ class LeCamAnchors:
     def load_state(self, state):
         self.values = (None if state is None
                        else mx.nd.array(state, ctx=self.ctx, dtype="float32"))
+
+
+# ------------------------------------------------------------ mode seeking
+
+#: Keeps the mode-seeking term finite when two samples coincide (MSGAN's code uses 1e-5).
+MODE_SEEKING_EPS = 1e-5
+
+
+def mode_seeking(fake, z, eps=MODE_SEEKING_EPS):
+    """Mode-seeking term of MSGAN (Mao et al. 2019, eq. 3), to be *added* to G's loss.
+
+    ``fake``: generated images, shape (N, ...) with N even; ``z``: the noise
+    they came from, shape (N, z_dim). Rows ``2k`` and ``2k + 1`` form a pair (a
+    class-conditional generator should be given the same label for both). For
+    each pair, ``r = mean|fake_2k - fake_2k+1| / mean|z_2k - z_2k+1|`` (means
+    over all elements of one sample), and the term is ``mean_k 1 / (r + eps)``:
+    minimising it pushes the two images of a pair apart, in proportion to how
+    far apart their noise vectors are. Computed per pair, so splitting a batch
+    over devices (into even parts) and weighting each part by its share gives
+    the whole batch's value. Returns shape (1,).
+    """
+    F = _F(fake)
+
+    def pair_distance(x):
+        pairs = F.reshape(x, shape=(-4, -1, 2, -2))  # (N/2, 2, ...)
+        diff = F.abs(F.slice_axis(pairs, axis=1, begin=0, end=1)
+                     - F.slice_axis(pairs, axis=1, begin=1, end=2))
+        return F.mean(diff, axis=0, exclude=True)  # (N/2,)
+
+    ratio = pair_distance(fake) / pair_distance(z)
+    return _mean(F, 1.0 / (ratio + eps))

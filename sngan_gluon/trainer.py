@@ -7,9 +7,10 @@ One generator iteration (Miyato et al. 2018, Algorithm 1 around the updates):
   advances each ``u`` once per update rather than twice), the discriminator loss
   (plus the LeCam penalty with ``--lecam``, at anchors updated from this batch's
   outputs first) backpropagated and Adam applied;
-* a fresh fake batch through the discriminator, the generator loss
-  backpropagated and Adam applied to the generator; the EMA of the generator's
-  weights updated.
+* a fresh fake batch through the discriminator, the generator loss (plus the
+  mode-seeking term with ``--mode-seeking``, over adjacent pairs of samples,
+  which then share their label) backpropagated and Adam applied to the
+  generator; the EMA of the generator's weights updated.
 
 Several devices: each batch is split over the contexts and the gradients are
 summed by the ``gluon.Trainer``'s kvstore; each device's loss is weighted by its
@@ -41,7 +42,7 @@ from mxnet import autograd, gluon, nd
 from . import checkpoint as ckpt
 from .augment import DiffAugment
 from .config import ConfigError, TrainConfig
-from .losses import LeCamAnchors, get_loss, lecam
+from .losses import LeCamAnchors, get_loss, lecam, mode_seeking
 from .models import get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
 from .visualize import plot_curves, save_image_grid
@@ -171,9 +172,11 @@ class GANTrainer:
         if config.conditional and self.num_classes <= 0:
             raise ConfigError("--conditional needs class labels, and dataset %r has none"
                               % config.dataset)
-        if config.batch_size % (self.num_workers * len(self.ctxs)):
-            raise ConfigError("--batch-size %d does not split over %d workers x %d devices"
-                              % (config.batch_size, self.num_workers, len(self.ctxs)))
+        parts = self.num_workers * len(self.ctxs) * (2 if config.mode_seeking else 1)
+        if config.batch_size % parts:
+            raise ConfigError("--batch-size %d does not split %sover %d workers x %d devices"
+                              % (config.batch_size, "into even parts " if config.mode_seeking
+                                 else "", self.num_workers, len(self.ctxs)))
         self.local_batch = config.batch_size // self.num_workers
         self._build()
         self.iteration = 0
@@ -301,7 +304,10 @@ class GANTrainer:
 
     def _g_step(self):
         share = 1.0 / (self.num_workers * len(self.ctxs))
+        weight = self.config.mode_seeking
         z, y = self._noise(self.local_batch)
+        if weight and y is not None:
+            y[1::2] = y[0::2]  # the two samples of a mode-seeking pair share their class
         z_parts = _split(nd.array(z), self.ctxs)
         y_parts = _split(nd.array(y, dtype="int32"), self.ctxs) if self.num_classes else None
         losses = []
@@ -311,7 +317,10 @@ class GANTrainer:
                 if self.augment:
                     f = self.augment(f, self.noise_rng)
                 out = self.D(f) if y_parts is None else self.D(f, y_parts[i])
-                losses.append(self.g_loss_fn(out) * share)
+                loss = self.g_loss_fn(out)
+                if weight:
+                    loss = loss + weight * mode_seeking(fakes[i], z_parts[i])
+                losses.append(loss * share)
         autograd.backward(losses)
         self._apply_gradients(self.g_trainer, self._g_sync)
         return losses

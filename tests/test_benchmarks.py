@@ -46,6 +46,7 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     # three iterations of training cannot pass: the benchmark must be able to say so
     assert figures["fid_over_floor"] > 2
     assert figures["diffaugment"] == "translation" and figures["iterations"] == 3
+    assert figures["mode_seeking"] == 0 and "mode seeking off" in stdout
     assert figures["lecam"] == 0.3 and figures["beta1"] == 0.0 and figures["beta2"] == 0.999
     assert [row["iteration"] for row in figures["trajectory"]] == [3]
     # the one judged iteration is the selected one, and the run's best/ checkpoint holds it
@@ -64,9 +65,11 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
 def test_quality_digits_judges_a_conditional_generator(tmp_path):
     pytest.importorskip("sklearn")
     out, stdout, figures = run_quality_digits(
-        tmp_path, "--iterations", "2", "--num", "40", "--conditional", "--loss", "bce")
+        tmp_path, "--iterations", "2", "--num", "40", "--conditional", "--loss", "bce",
+        "--mode-seeking", "1")
     assert figures["conditional"] is True and figures["iterations"] == 2
-    assert figures["loss"] == "bce"
+    assert figures["loss"] == "bce" and figures["mode_seeking"] == 1
+    assert "mode seeking 1" in stdout
     assert LoadedGenerator(out).num_classes == 10  # the judged generator took labels
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
     assert stdout.count("conditional dcgan on digits") == 1

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--use-gpu",
          "--clip_gr", "--z-dim", "--arch", "--loss", "--n-dis", "--beta2", "--iterations",
          "--lr-decay", "--image-size", "--dataset", "--conditional", "--no-sn",
-         "--power-iterations", "--ema", "--diffaugment", "--lecam", "--gpus", "--cpus", "--kvstore",
+         "--power-iterations", "--ema", "--diffaugment", "--lecam", "--mode-seeking", "--gpus", "--cpus", "--kvstore",
          "--sync-bn",
          "--num-workers", "--seed", "--out-dir", "--sample-every", "--checkpoint-every",
          "--log-every", "--resume", "--setting", "--channels", "--quiet", "--eval-every",
@@ -54,6 +54,8 @@ def test_setting_applies_and_explicit_flags_override():
     assert (config.lr, config.beta2, config.n_dis) == (1e-3, 0.9, 5)
     config, _, _ = cli.make_config(["--lecam", "0.3"])
     assert config.lecam == 0.3 and cli.make_config([])[0].lecam == 0
+    config, _, _ = cli.make_config(["--mode-seeking", "1"])
+    assert config.mode_seeking == 1 and cli.make_config([])[0].mode_seeking == 0
 
 
 def test_train_then_resume_through_the_cli(tmp_path):
@@ -79,6 +81,7 @@ def test_resume_refuses_changed_settings(tmp_path, capsys):
     (["--lr", "-1"], "--lr must be positive"),
     (["--image-size", "-3"], "--image-size"),
     (["--lecam", "-0.1"], "--lecam must be >= 0"),
+    (["--mode-seeking", "1", "--batch-size", "6", "--cpus", "2"], "even parts over 2 devices"),
     (["--arch", "vgg"], "--arch"),
     (["--use-gpu"], "install a CUDA build"),
     (["--gpus", "0,1"], "install a CUDA build"),

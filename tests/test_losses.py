@@ -166,3 +166,53 @@ def test_lecam_anchors_start_at_the_batch_means_then_move_by_the_decay():
     assert restored.state() == anchors.state()
     with pytest.raises(ValueError):
         losses.LeCamAnchors(mx.cpu(), decay=1.0)
+
+
+# ------------------------------------------------------------ mode seeking
+
+def _pairs(seed=0):
+    rng = np.random.RandomState(seed)
+    return (rng.uniform(-1, 1, size=(6, 3, 4, 4)).astype(np.float32),
+            rng.normal(size=(6, 5)).astype(np.float32))
+
+
+def test_mode_seeking_value_pairs_adjacent_rows():
+    fake, z = _pairs()
+    ratios = [np.abs(fake[k] - fake[k + 1]).mean() / np.abs(z[k] - z[k + 1]).mean()
+              for k in (0, 2, 4)]
+    expected = np.mean([1.0 / (r + losses.MODE_SEEKING_EPS) for r in ratios])
+    assert _value(losses.mode_seeking(nd.array(fake), nd.array(z))) == pytest.approx(
+        expected, rel=1e-5)
+    # by hand: images 6 apart everywhere, noise 1 apart -> 1 / 6
+    step = np.arange(4, dtype=np.float32)[:, None] * np.ones((4, 3), np.float32)
+    assert _value(losses.mode_seeking(nd.array(6 * step), nd.array(step[:, :2]))) == \
+        pytest.approx(1 / 6, rel=1e-4)
+
+
+def test_mode_seeking_is_the_same_as_a_symbol_and_over_split_batches():
+    import mxnet as mx
+    fake, z = _pairs(1)
+    whole = _value(losses.mode_seeking(nd.array(fake), nd.array(z)))
+    out = losses.mode_seeking(mx.sym.var("f"), mx.sym.var("z")).eval(f=nd.array(fake),
+                                                                     z=nd.array(z))
+    assert _value(out[0]) == pytest.approx(whole, rel=1e-6)
+    # two devices' even parts, each weighted by its share, give the whole batch's value
+    parts = [_value(losses.mode_seeking(nd.array(fake[s]), nd.array(z[s])))
+             for s in (slice(0, 4), slice(4, 6))]
+    assert parts[0] * 4 / 6 + parts[1] * 2 / 6 == pytest.approx(whole, rel=1e-5)
+
+
+def test_mode_seeking_gradient_pushes_the_two_samples_of_a_pair_apart():
+    fake, z = _pairs(2)
+    x = nd.array(fake)
+    x.attach_grad()
+    with autograd.record():
+        value = losses.mode_seeking(x, nd.array(z))
+    value.backward()
+    before = np.abs(fake[0::2] - fake[1::2]).sum()
+    stepped = fake - 0.01 * x.grad.asnumpy()
+    assert np.abs(stepped[0::2] - stepped[1::2]).sum() > before
+    assert _value(losses.mode_seeking(nd.array(stepped), nd.array(z))) < _value(value)
+    # identical samples: large, but finite
+    same = np.repeat(fake[0::2], 2, axis=0)
+    assert np.isfinite(_value(losses.mode_seeking(nd.array(same), nd.array(z))))

@@ -149,16 +149,18 @@ def _is_running_stat(name):
     return name.endswith(("_running_mean", "_running_var"))
 
 
-@pytest.mark.parametrize("lecam", [0.0, 0.3])
-def test_two_contexts_give_the_one_context_gradients(dataset, lecam):
+@pytest.mark.parametrize("lecam,mode_seeking", [(0.0, 0.0), (0.3, 0.0), (0.0, 1.0)])
+def test_two_contexts_give_the_one_context_gradients(dataset, lecam, mode_seeking):
     """The summed per-device gradients are the whole batch's, to rounding.
 
     The discriminator's, on the first step; the generator's, with the optimizer
     steps left out so both runs differentiate the same networks. With LeCam the
-    anchors are the whole batch's means on every device, so the same holds.
+    anchors are the whole batch's means on every device, so the same holds; the
+    mode-seeking term is a mean over pairs that each sit on one device.
     """
-    one = _global_stats_batchnorm(GANTrainer(_config(cpus=1, lecam=lecam), dataset=dataset))
-    two = _global_stats_batchnorm(GANTrainer(_config(cpus=2, lecam=lecam), dataset=dataset))
+    extra = dict(lecam=lecam, mode_seeking=mode_seeking)
+    one = _global_stats_batchnorm(GANTrainer(_config(cpus=1, **extra), dataset=dataset))
+    two = _global_stats_batchnorm(GANTrainer(_config(cpus=2, **extra), dataset=dataset))
     assert [c.device_id for c in two.ctxs] == [0, 1]
     for trainer in (one, two):
         trainer._apply_gradients = lambda optimizer, sync: None
@@ -166,13 +168,19 @@ def test_two_contexts_give_the_one_context_gradients(dataset, lecam):
         trainer._d_step(real, labels)
         trainer._g_step()
     nd.waitall()
+    def rtol(name):
+        # G's output bias moves both samples of a pair alike, so the mode-seeking
+        # term's part of its gradient is a sum that nearly cancels: more rounding
+        last_bias = name == [n for n in one.G.collect_params() if n.endswith("bias")][-1]
+        return 5e-4 if mode_seeking and last_bias else 1e-5
+
     checked = 0
     for (name, p1), (_, p2) in zip(_params(one), _params(two)):
         if p1.grad_req == "null":
             continue
         whole = p1.grad().asnumpy()
         summed = sum(g.asnumpy() for g in p2.list_grad())
-        assert np.linalg.norm(summed - whole) <= 1e-5 * np.linalg.norm(whole) + 1e-12, name
+        assert np.linalg.norm(summed - whole) <= rtol(name) * np.linalg.norm(whole) + 1e-12, name
         checked += 1
     assert checked == 34  # 18 in G, 16 in D
     if lecam:

@@ -9,7 +9,7 @@ import sngan_gluon  # noqa: F401
 from mxnet import nd
 
 from sngan_gluon import checkpoint as ckpt
-from sngan_gluon.config import TrainConfig
+from sngan_gluon.config import ConfigError, TrainConfig
 from sngan_gluon.data import get_dataset
 from sngan_gluon.trainer import BatchStream, GANTrainer, TrainingError
 
@@ -53,11 +53,11 @@ def test_run_writes_every_output(dataset, tmp_path):
     assert TrainConfig.load(os.path.join(out, "config.json")) == trainer.config
 
 
-@pytest.mark.parametrize("conditional,n_dis,lecam", [(False, 2, 0.0), (True, 1, 0.0),
-                                                     (False, 1, 0.3)])
-def test_resume_continues_exactly(dataset, tmp_path, conditional, n_dis, lecam):
+@pytest.mark.parametrize("conditional,n_dis,lecam,mode_seeking", [
+    (False, 2, 0.0, 0.0), (True, 1, 0.0, 1.0), (False, 1, 0.3, 0.0)])
+def test_resume_continues_exactly(dataset, tmp_path, conditional, n_dis, lecam, mode_seeking):
     config = _config(iterations=6, n_dis=n_dis, conditional=conditional, ema=0.5,
-                     lr_decay="linear", lecam=lecam)
+                     lr_decay="linear", lecam=lecam, mode_seeking=mode_seeking)
     straight = GANTrainer(config, dataset=dataset)
     straight.train(str(tmp_path / "a"))
     resumed = GANTrainer(config, dataset=dataset)
@@ -94,6 +94,49 @@ def test_lecam_anchors_track_d_and_change_its_update(dataset):
                                                    rel=1e-5)
     # and so D's weights move differently
     assert any(not np.allclose(a, b) for a, b in zip(_weights(plain)[-4:], _weights(reg)[-4:]))
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_mode_seeking_adds_its_term_to_g_loss_over_pairs_sharing_a_label(dataset, conditional):
+    """With --mode-seeking W, G's loss gains W x the term over adjacent pairs (same label)."""
+    plain = GANTrainer(_config(conditional=conditional), dataset=dataset)
+    seeking = GANTrainer(_config(conditional=conditional, mode_seeking=2.0), dataset=dataset)
+    seen = []
+
+    def spy(trainer):
+        generate = trainer._generate
+
+        def recorded(z_parts, y_parts):
+            fakes = generate(z_parts, y_parts)
+            seen.append((z_parts, y_parts, fakes))
+            return fakes
+        trainer._generate = recorded
+    spy(plain)
+    spy(seeking)
+    d_outs, g_loss = [], seeking.g_loss_fn
+    seeking.g_loss_fn = lambda out: d_outs.append(out) or g_loss(out)
+    loss_plain, = plain._g_step()
+    loss_seeking, = seeking._g_step()
+    (z, y, fakes), (z_s, y_s, fakes_s) = seen
+    # the same noise is drawn; with a label each, pairs share their first one's
+    np.testing.assert_array_equal(z[0].asnumpy(), z_s[0].asnumpy())
+    if conditional:
+        labels, paired = y[0].asnumpy(), y_s[0].asnumpy()
+        np.testing.assert_array_equal(paired[0::2], labels[0::2])
+        np.testing.assert_array_equal(paired[1::2], labels[0::2])
+        assert (labels[1::2] != labels[0::2]).any()
+    else:
+        np.testing.assert_array_equal(fakes[0].asnumpy(), fakes_s[0].asnumpy())
+    f, zz = fakes_s[0].asnumpy(), z_s[0].asnumpy()
+    term = np.mean([1 / (np.abs(f[k] - f[k + 1]).mean() / np.abs(zz[k] - zz[k + 1]).mean() +
+                         1e-5) for k in range(0, len(f), 2)])
+    expected = -d_outs[0].mean().asscalar() + 2.0 * term
+    assert loss_seeking.asscalar() == pytest.approx(expected, rel=1e-4)
+    if not conditional:
+        assert loss_seeking.asscalar() == pytest.approx(loss_plain.asscalar() + 2.0 * term,
+                                                        rel=1e-4)
+    with pytest.raises(ConfigError, match="even parts"):
+        GANTrainer(_config(batch_size=6, cpus=2, mode_seeking=1.0), dataset=dataset)
 
 
 def test_resume_restores_u_and_optimizer_state(dataset, tmp_path):

@@ -107,6 +107,11 @@ def build_parser(suppress_defaults=False):
                      help="weight of the LeCam regulariser (Tseng et al. 2021) on D, for small "
                           "datasets, e.g. 0.3; a first-order alternative to gradient penalties, "
                           "which MXNet 1.x cannot differentiate; 0: off")
+    opt.add_argument("--mode-seeking", type=float, default=d(_D.mode_seeking),
+                     help="weight of the mode-seeking term (Mao et al. 2019) added to G's loss, "
+                          "which rewards different samples for different noise, against "
+                          "samples that grow alike, e.g. 1; needs an even batch per device; "
+                          "0: off")
     opt.add_argument("--ema", type=float, default=d(_D.ema),
                      help="decay of an exponential moving average of G's weights used for "
                           "samples and evaluation (e.g. 0.999), warmed up as "
