@@ -104,7 +104,8 @@ class TrainConfig:
         for name in ("beta1", "beta2", "ema"):
             value = getattr(self, name)
             if not 0 <= value < 1:
-                raise ConfigError("--%s must be in [0, 1), got %r" % (name.replace("_", "-"), value))
+                raise ConfigError("--%s must be in [0, 1), got %r"
+                                  % (name.replace("_", "-"), value))
         if self.clip_gr < 0:
             raise ConfigError("--clip_gr must be >= 0 (0 turns clipping off), got %r"
                               % self.clip_gr)

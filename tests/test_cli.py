@@ -13,8 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--use-gpu",
          "--clip_gr", "--z-dim", "--arch", "--loss", "--n-dis", "--beta2", "--iterations",
          "--lr-decay", "--image-size", "--dataset", "--conditional", "--no-sn",
-         "--power-iterations", "--ema", "--diffaugment", "--lecam", "--mode-seeking", "--gpus", "--cpus", "--kvstore",
-         "--sync-bn",
+         "--power-iterations", "--ema", "--diffaugment", "--lecam", "--mode-seeking", "--gpus",
+         "--cpus", "--kvstore", "--sync-bn",
          "--num-workers", "--seed", "--out-dir", "--sample-every", "--checkpoint-every",
          "--log-every", "--resume", "--setting", "--channels", "--quiet", "--eval-every",
          "--inception-params"]
