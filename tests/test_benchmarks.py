@@ -26,7 +26,7 @@ def run_quality_digits(tmp_path, *args):
 
 @pytest.mark.slow
 def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
-    """One short run with every training option the benchmark passes on (each run costs a minute)."""
+    """One short run with every training option the benchmark passes on (a run costs a minute)."""
     pytest.importorskip("sklearn")
     out, stdout, figures = run_quality_digits(
         tmp_path, "--iterations", "3", "--num", "60", "--judge-every", "50",
