@@ -5,14 +5,15 @@ brings its own judge: a small CNN classifier trained here on the digits
 *training* split only. It then
 
 1. trains the default ``dcgan`` (hinge loss, the standard CNN at 32x32; by
-   default batch 32, Adam(4e-4, 0.5, 0.999) with n_dis 1 (setting C at twice
-   its learning rate) decaying linearly to 0, and an EMA generator, ``--ema
-   0.999``) on the digits training split for ``--iterations`` (1,250)
-   generator updates, with spectral normalization or, with ``--no-sn``,
-   without it; ``--conditional`` trains the class-conditional dcgan instead
-   (conditional BatchNorm in G, a projection D), ``--loss bce`` the BCE loss,
-   ``--diffaugment`` adds DiffAugment, ``--lecam W`` the LeCam regulariser,
-   ``--mode-seeking W`` the mode-seeking term in G's loss;
+   default batch 32, a constant Adam(4e-4, 0.5, 0.999) with n_dis 1 (setting C
+   at twice its learning rate; ``--lr-decay linear`` decays it to 0), the
+   mode-seeking term in G's loss at weight 1 (``--mode-seeking W``; 0: off)
+   and an EMA generator, ``--ema 0.999``) on the digits training split for
+   ``--iterations`` (1,250) generator updates, with spectral normalization
+   or, with ``--no-sn``, without it; ``--conditional`` trains the
+   class-conditional dcgan instead (conditional BatchNorm in G, a projection
+   D), ``--loss bce`` the BCE loss, ``--diffaugment`` adds DiffAugment,
+   ``--lecam W`` the LeCam regulariser;
    ``--beta1``, ``--beta2`` and ``--n-dis`` override the setting's;
 2. draws ``--num`` samples from the trained generator, raw and EMA;
 3. prints, in the classifier's terms: an Inception-style score (exp E KL(p(y|x)
@@ -201,7 +202,7 @@ def describe(name, r):
                                         r["classes_with_5pct"]))
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=1250)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -215,13 +216,14 @@ def main():
                         help="the GAN loss (default: hinge)")
     parser.add_argument("--ema", type=float, default=0.999,
                         help="EMA decay of the generator that is judged (0: the raw generator)")
-    parser.add_argument("--lr-decay", default="linear", choices=("none", "linear"))
+    parser.add_argument("--lr-decay", default="none", choices=("none", "linear"),
+                        help="learning-rate schedule (default: constant)")
     parser.add_argument("--diffaugment", default="", help="DiffAugment policy, e.g. "
                         "translation,cutout (default: none)")
     parser.add_argument("--lecam", type=float, default=0.0,
                         help="weight of the LeCam regulariser on D (default: off)")
-    parser.add_argument("--mode-seeking", type=float, default=0.0,
-                        help="weight of the mode-seeking term in G's loss (default: off)")
+    parser.add_argument("--mode-seeking", type=float, default=1.0,
+                        help="weight of the mode-seeking term in G's loss (default: 1; 0: off)")
     parser.add_argument("--num", type=int, default=2000, help="generated samples to judge")
     parser.add_argument("--judge-every", type=int, default=0,
                         help="also judge the generators every N iterations (a trajectory)")
@@ -234,7 +236,30 @@ def main():
     parser.add_argument("--from-run", default=None,
                         help="judge an existing digits run (e.g. the README's first command) "
                              "instead of training one")
-    args = parser.parse_args()
+    return parser
+
+
+def train_config(args):
+    """The :class:`TrainConfig` of the digits run that ``args`` (parsed options) describe."""
+    config = TrainConfig(dataset="digits", arch="dcgan", iterations=args.iterations,
+                         batch_size=args.batch_size, sn=args.sn, seed=args.seed,
+                         ema=args.ema, sample_every=max(args.iterations // 4, 1),
+                         checkpoint_every=args.iterations, log_every=50, quiet=True,
+                         eval_every=args.judge_every, lecam=args.lecam,
+                         conditional=args.conditional, loss=args.loss,
+                         mode_seeking=args.mode_seeking)
+    config.apply_setting(args.setting)
+    config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
+    if args.lr:
+        config.lr = args.lr
+    for name in ("beta1", "beta2", "n_dis"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    return config
+
+
+def main():
+    args = build_parser().parse_args()
     out_dir = args.out_dir or "runs/quality-%s" % ("sn" if args.sn else "nosn")
     train = get_dataset("digits", image_size=32, channels=3, train=True)
     test = get_dataset("digits", image_size=32, channels=3, train=False)
@@ -261,20 +286,7 @@ def main():
         fake = nd.concat(*loaded.generate(args.num, seed=args.seed + 1, batch_size=200), dim=0)
         results = {"ema" if loaded.ema else "raw": judge_of(fake)}
     else:
-        config = TrainConfig(dataset="digits", arch="dcgan", iterations=args.iterations,
-                             batch_size=args.batch_size, sn=args.sn, seed=args.seed,
-                             ema=args.ema, sample_every=max(args.iterations // 4, 1),
-                             checkpoint_every=args.iterations, log_every=50, quiet=True,
-                             eval_every=args.judge_every, lecam=args.lecam,
-                             conditional=args.conditional, loss=args.loss,
-                             mode_seeking=args.mode_seeking)
-        config.apply_setting(args.setting)
-        config.lr_decay, config.diffaugment = args.lr_decay, args.diffaugment
-        if args.lr:
-            config.lr = args.lr
-        for name in ("beta1", "beta2", "n_dis"):
-            if getattr(args, name) is not None:
-                setattr(config, name, getattr(args, name))
+        config = train_config(args)
         trainer = GANTrainer(config, dataset=train)
 
         def judge_generators(tr):

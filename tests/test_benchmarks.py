@@ -65,13 +65,35 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     assert "target <= 2" in stdout
 
 
-def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
-    pytest.importorskip("sklearn")
+def import_quality_digits():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:
-        import quality_digits as q
+        import quality_digits
     finally:
         sys.path.pop(0)
+    return quality_digits
+
+
+def test_the_benchmark_defaults_are_the_runs_the_readme_reports():
+    """Plain ``quality_digits.py`` trains the README's table: constant Adam(4e-4), mode seeking 1."""
+    q = import_quality_digits()
+    config = q.train_config(q.build_parser().parse_args([]))
+    assert (config.sn, config.conditional, config.arch, config.dataset) == (True, False, "dcgan",
+                                                                          "digits")
+    assert (config.iterations, config.batch_size, config.n_dis) == (1250, 32, 1)
+    assert (config.lr, config.beta1, config.beta2) == (4e-4, 0.5, 0.999)
+    assert config.lr_decay == "none" and config.mode_seeking == 1.0 and config.ema == 0.999
+    config.validate()
+    # the earlier rows' setting stays one flag away, and --no-sn only drops SN
+    earlier = q.train_config(q.build_parser().parse_args(
+        ["--lr-decay", "linear", "--mode-seeking", "0", "--no-sn"]))
+    assert (earlier.lr_decay, earlier.mode_seeking, earlier.sn) == ("linear", 0.0, False)
+    assert earlier.lr == config.lr and earlier.batch_size == config.batch_size
+
+
+def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
+    pytest.importorskip("sklearn")
+    q = import_quality_digits()
     from sngan_gluon.data import get_dataset, to_tensor
     train = get_dataset("digits", image_size=32, channels=3, train=True)
     test = get_dataset("digits", image_size=32, channels=3, train=False)
