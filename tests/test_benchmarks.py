@@ -75,7 +75,7 @@ def import_quality_digits():
 
 
 def test_the_benchmark_defaults_are_the_runs_the_readme_reports():
-    """Plain ``quality_digits.py`` trains the README's table: constant Adam(4e-4), mode seeking 1."""
+    """Plain ``quality_digits.py`` runs the README's table: constant Adam(4e-4), mode seeking 1."""
     q = import_quality_digits()
     config = q.train_config(q.build_parser().parse_args([]))
     assert (config.sn, config.conditional, config.arch, config.dataset) == (True, False, "dcgan",
