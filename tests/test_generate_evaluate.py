@@ -148,3 +148,15 @@ def test_training_logs_is_and_fid_and_keeps_the_best(tmp_path):
     # run's checkpoints/ folder names its newest
     assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "best")) == best[0][1]
     assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("iter_0000004")
+
+
+@pytest.mark.parametrize("script, module", [("sngan-generate", generate_cli),
+                                            ("sngan-evaluate", evaluate_cli)])
+def test_console_scripts_are_installed_and_run(script, module):
+    from importlib.metadata import entry_points
+    found = [ep for ep in entry_points(group="console_scripts") if ep.name == script]
+    assert len(found) == 1 and found[0].load() is module.main
+    path = os.path.join(os.path.dirname(sys.executable), script)
+    result = subprocess.run([path, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "--checkpoint" in result.stdout, result.stdout[-500:]
