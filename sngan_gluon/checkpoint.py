@@ -13,19 +13,14 @@ import os
 import re
 import shutil
 
+from .fileio import error_summary  # noqa: F401  (re-exported for callers)
+
 _NAME = re.compile(r"^iter_(\d{7,})$")
 STATE_FILE = "state.json"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be found or read; the message says which and why."""
-
-
-def error_summary(err):
-    """The informative line of an error whose message may open with MXNet's C++ traceback."""
-    lines = [l.strip() for l in str(err).splitlines()
-             if l.strip() and not l.startswith(("Traceback", "  File", "File "))]
-    return lines[-1] if lines else type(err).__name__
 
 
 def checkpoint_name(iteration):
