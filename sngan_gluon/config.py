@@ -6,6 +6,7 @@ checkpoint, so a run can be reproduced or resumed from its folder alone.
 """
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -28,6 +29,16 @@ SETTINGS = {
     "resnet": ("Adam(2e-4, 0.0, 0.9), n_dis 5, hinge loss, linear decay (the authors' ResNets)",
                dict(lr=2e-4, beta1=0.0, beta2=0.9, n_dis=5, loss="hinge", lr_decay="linear")),
 }
+
+#: Gradient aggregation (``mx.kv.create`` names): device/local on one machine,
+#: dist_* across machines (started with ``python -m sngan_gluon.launch``).
+KVSTORES = ("device", "local", "dist_sync", "dist_device_sync")
+
+#: Learning-rate schedules: constant, or falling linearly to 0 at the last iteration.
+LR_DECAYS = ("none", "linear")
+
+#: Float settings; each must be a finite number (``--lr inf`` is refused).
+FLOAT_FIELDS = ("lr", "beta1", "beta2", "clip_gr", "lecam", "mode_seeking", "ema")
 
 #: Settings that may differ between a run and its resumption: they change how the
 #: run is watched or how long it lasts, not what it computes.
@@ -87,27 +98,39 @@ class TrainConfig:
 
     def validate(self):
         """Raise :class:`ConfigError` naming the first invalid setting."""
+        from .data import DATASETS
+        from .losses import LOSSES
+        from .models import MODELS
         positive = ("batch_size", "epochs", "n_dis", "z_dim", "power_iterations", "cpus",
                     "sample_every", "checkpoint_every", "log_every", "keep_checkpoints",
                     "eval_num")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise ConfigError("--%s must be a positive integer, got %r"
-                                  % (name.replace("_", "-"), value))
+                raise ConfigError("%s must be a positive integer, got %r" % (_flag(name), value))
         if self.iterations is not None and self.iterations <= 0:
             raise ConfigError("--iterations must be a positive integer, got %r" % self.iterations)
-        if self.image_size is not None and self.image_size <= 0:
-            raise ConfigError("--image-size must be positive, got %r" % self.image_size)
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError("%s must be a finite number, got %r" % (_flag(name), value))
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("arch", self.arch, MODELS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
+        _check_choice("kvstore", self.kvstore, KVSTORES)
+        if self.setting is not None:
+            _check_choice("setting", self.setting, SETTINGS)
+        if self.image_size is not None:
+            self.resolved_image_size()
         if not self.lr > 0:
             raise ConfigError("--lr must be positive, got %r" % self.lr)
         for name in ("beta1", "beta2", "ema"):
             value = getattr(self, name)
             if not 0 <= value < 1:
-                raise ConfigError("--%s must be in [0, 1), got %r"
-                                  % (name.replace("_", "-"), value))
+                raise ConfigError("%s must be in [0, 1), got %r" % (_flag(name), value))
         if self.clip_gr < 0:
-            raise ConfigError("--clip_gr must be >= 0 (0 turns clipping off), got %r"
+            raise ConfigError("--clip-gr must be >= 0 (0 turns clipping off), got %r"
                               % self.clip_gr)
         if not self.lecam >= 0:
             raise ConfigError("--lecam must be >= 0 (0 turns it off), got %r" % self.lecam)
@@ -118,18 +141,11 @@ class TrainConfig:
             raise ConfigError("--eval-every and --num-workers must be >= 0")
         if self.channels not in (1, 3):
             raise ConfigError("--channels must be 1 or 3, got %r" % self.channels)
-        if self.loss not in ("hinge", "bce"):
-            raise ConfigError("--loss must be hinge or bce, got %r" % self.loss)
         from .augment import parse_policy
         try:
             parse_policy(self.diffaugment)
         except ValueError as err:
             raise ConfigError("--diffaugment: %s" % err)
-        if self.lr_decay not in ("none", "linear"):
-            raise ConfigError("--lr-decay must be none or linear, got %r" % self.lr_decay)
-        if self.kvstore not in ("device", "local", "dist_sync", "dist_device_sync"):
-            raise ConfigError("--kvstore must be one of device, local, dist_sync, "
-                              "dist_device_sync; got %r" % self.kvstore)
         if self.sync_bn and not (self.gpus or self.use_gpu):
             raise ConfigError("--sync-bn needs GPUs (--gpus): MXNet's SyncBatchNorm waits on a "
                               "barrier that CPU contexts never reach")
@@ -141,6 +157,21 @@ class TrainConfig:
                               "must split into even parts over %d devices"
                               % (self.batch_size, self.num_devices))
         return self
+
+    def resolved_image_size(self):
+        """The image side of this run.
+
+        ``image_size`` when set (it must be one the architecture supports), else
+        the dataset's own side when the architecture has a layout for it, else
+        the architecture's default side (see :data:`sngan_gluon.models.MODELS`).
+        """
+        from .data import DEFAULT_IMAGE_SIZES
+        from .models import image_size_for
+        try:
+            return image_size_for(self.arch, self.image_size,
+                                  DEFAULT_IMAGE_SIZES.get(self.dataset))
+        except ValueError as err:
+            raise ConfigError("--image-size: %s" % err) from None
 
     @property
     def num_devices(self):
@@ -178,3 +209,13 @@ class TrainConfig:
         except (OSError, ValueError) as err:
             raise ConfigError("cannot read config %s: %s" % (path, err))
         return cls.from_dict(values)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError("unknown %s %r; choose from %s"
+                          % (_flag(name), value, ", ".join(choices)))

@@ -1,4 +1,5 @@
 """Generators rebuilt from checkpoints, and images drawn from them."""
+import math
 import os
 
 import numpy as np
@@ -7,14 +8,32 @@ import mxnet as mx
 from mxnet import nd
 
 from . import checkpoint as ckpt
+from .fileio import error_summary
 from .models import get_generator
+
+#: The smallest truncation accepted. Redrawing keeps a draw with probability
+#: about 0.8 t for a small t, so the redraws needed grow as 1 / t: at 0.01 a
+#: batch takes about a thousand cheap rounds; at 1e-6 it would take millions.
+MIN_TRUNCATION = 0.01
+
+
+def check_truncation(truncation):
+    """Raise ValueError unless ``truncation`` is None or a finite number >= MIN_TRUNCATION."""
+    if truncation is None:
+        return
+    if not (isinstance(truncation, (int, float)) and math.isfinite(truncation)
+            and truncation >= MIN_TRUNCATION):
+        raise ValueError("--truncation must be a finite number >= %g (smaller values reject "
+                         "almost every noise draw), got %r" % (MIN_TRUNCATION, truncation))
 
 
 def draw_noise(rng, n, z_dim, truncation=None):
     """``n`` noise vectors (n, z_dim) float32 from ``rng`` (a numpy RandomState).
 
-    ``truncation`` t redraws entries with |z| > t (the truncation trick).
+    ``truncation`` t redraws entries with |z| > t (the truncation trick); it
+    must be at least :data:`MIN_TRUNCATION` (ValueError otherwise).
     """
+    check_truncation(truncation)
     z = rng.normal(size=(n, z_dim))
     if truncation is not None:
         bad = np.abs(z) > truncation
@@ -73,7 +92,7 @@ class LoadedGenerator:
         try:
             self.net.load_parameters(params, ctx=self.ctx)
         except (mx.base.MXNetError, OSError, ValueError, AssertionError) as err:
-            raise ckpt.CheckpointError("cannot load %s: %s" % (params, ckpt.error_summary(err)))
+            raise ckpt.CheckpointError("cannot load %s: %s" % (params, error_summary(err)))
         self.net.hybridize()
 
     def generate(self, num, seed=0, label=None, batch_size=100, truncation=None):
@@ -88,6 +107,7 @@ class LoadedGenerator:
         if label is not None and not 0 <= label < self.num_classes:
             raise ValueError("--class %d: the generator knows classes 0..%d"
                              % (label, self.num_classes - 1))
+        check_truncation(truncation)
         return generate_batches(self.net, num, self.z_dim, np.random.RandomState(seed),
                                 num_classes=self.num_classes, label=label,
                                 batch_size=batch_size, ctx=self.ctx, truncation=truncation)

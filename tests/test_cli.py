@@ -3,15 +3,22 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import sngan_gluon  # noqa: F401
+from sngan_gluon.cli import DefaultsHelpFormatter
+from sngan_gluon.cli import generate as generate_cli
+from sngan_gluon.cli import launch as launch_cli
 from sngan_gluon.cli import train as cli
-from sngan_gluon.config import SETTINGS, TrainConfig
+from sngan_gluon.config import KVSTORES, LR_DECAYS, SETTINGS, ConfigError, TrainConfig
+from sngan_gluon.data import DATASETS
+from sngan_gluon.losses import LOSSES
+from sngan_gluon.models import MODELS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--use-gpu",
-         "--clip_gr", "--z-dim", "--arch", "--loss", "--n-dis", "--beta2", "--iterations",
+FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--beta1",
+         "--use-gpu", "--clip_gr", "--clip-gr", "--z-dim", "--arch", "--loss", "--n-dis", "--beta2", "--iterations",
          "--lr-decay", "--image-size", "--dataset", "--conditional", "--no-sn",
          "--power-iterations", "--ema", "--diffaugment", "--lecam", "--mode-seeking", "--gpus",
          "--cpus", "--kvstore", "--sync-bn",
@@ -80,6 +87,9 @@ def test_resume_refuses_changed_settings(tmp_path, capsys):
     (["--lr", "0"], "--lr must be positive"),
     (["--lr", "-1"], "--lr must be positive"),
     (["--image-size", "-3"], "--image-size"),
+    (["--image-size", "13"], "dcgan has no layout for image size 13; it supports 32, 48"),
+    (["--lr", "inf"], "--lr: must be a finite number"),
+    (["--clip_gr", "nan"], "--clip_gr: must be a finite number"),
     (["--lecam", "-0.1"], "--lecam must be >= 0"),
     (["--mode-seeking", "1", "--batch-size", "6", "--cpus", "2"], "even parts over 2 devices"),
     (["--arch", "vgg"], "--arch"),
@@ -136,3 +146,121 @@ def test_config_round_trips_through_json(tmp_path):
     path = str(tmp_path / "c.json")
     config.save(path)
     assert TrainConfig.load(path) == config
+
+
+PARSERS = {"train": cli.build_parser, "generate": generate_cli.build_parser,
+           "launch": launch_cli.build_parser}
+
+
+def _shown_help(parser):
+    """flag -> its help text as --help prints it."""
+    formatter = parser._get_formatter()
+    return {action.option_strings[-1]: formatter._get_help_string(action) % vars(action)
+            for action in parser._actions if action.option_strings and action.help}
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_help_states_each_default_once_and_truly(name):
+    parser = PARSERS[name]()
+    assert parser.formatter_class is DefaultsHelpFormatter
+    for flag, text in _shown_help(parser).items():
+        assert text.count("default:") <= 1, (flag, text)
+        for empty in ("None", "True", "False", "[]", ")"):
+            assert "(default: %s" % empty not in text, (flag, text)
+    actions = {a.option_strings[-1]: a for a in parser._actions if a.option_strings}
+    for flag, text in _shown_help(parser).items():
+        action = actions[flag]
+        if action.required or action.nargs == 0:
+            assert "default" not in text, (flag, text)
+        elif "(default: %s)" % (action.default,) in text:
+            assert isinstance(action.default, (int, float, str)) and action.default != ""
+
+
+def test_help_of_switches_required_and_unset_flags_shows_no_bogus_default():
+    train = _shown_help(cli.build_parser())
+    assert "default" not in train["--no-sn"] and "default" not in train["--conditional"]
+    assert train["--diffaugment"].endswith("(default: off)")
+    assert "default: none, train on the CPU" in train["--gpus"]
+    assert "the flags' own defaults are setting B" in train["--setting"]
+    assert train["--image-size"].count("default") == 1 and "dcgan64 64" in train["--image-size"]
+    assert train["--lr"].endswith("(default: 0.0001)")
+    generate = _shown_help(generate_cli.build_parser())
+    assert "default" not in generate["--checkpoint"] and "default" not in generate["--out"]
+    assert "default" not in generate["--no-ema"]
+    assert generate["--num"].endswith("(default: 64)")
+
+
+def test_choices_come_from_the_registries():
+    actions = {a.dest: a for a in cli.build_parser()._actions}
+    assert tuple(actions["arch"].choices) == tuple(MODELS)
+    assert tuple(actions["loss"].choices) == tuple(LOSSES)
+    assert tuple(actions["dataset"].choices) == DATASETS
+    assert tuple(actions["kvstore"].choices) == KVSTORES
+    assert tuple(actions["lr_decay"].choices) == LR_DECAYS
+    assert tuple(actions["setting"].choices) == tuple(SETTINGS)
+    for field, bad in (("arch", "vgg"), ("loss", "wgan"), ("dataset", "imagenet"),
+                       ("kvstore", "nccl"), ("lr_decay", "cosine")):
+        with pytest.raises(ConfigError, match="choose from"):
+            TrainConfig(**{field: bad}).validate()
+
+
+def test_dataset_names_accept_underscores_as_get_dataset_does():
+    assert cli.make_config(["--dataset", "Fashion_MNIST"])[0].dataset == "fashion-mnist"
+
+
+@pytest.mark.parametrize("flags", [["--beta1", "0.3"], ["--lr-beta", "0.3"]])
+def test_beta1_has_both_spellings(flags):
+    assert cli.make_config(flags)[0].beta1 == 0.3
+
+
+@pytest.mark.parametrize("flags", [["--clip-gr", "5"], ["--clip_gr", "5"]])
+def test_clip_gr_has_both_spellings(flags):
+    assert cli.make_config(flags)[0].clip_gr == 5.0
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--beta1", "--beta2", "--clip-gr", "--clip_gr",
+                                  "--lecam", "--mode-seeking", "--ema"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_non_finite_numbers_are_refused_in_one_line(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.make_config(["%s=%s" % (flag, value)])
+    assert exit_info.value.code == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "must be a finite number" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("field", ["lr", "clip_gr", "beta1", "ema", "lecam", "mode_seeking"])
+def test_config_validation_refuses_non_finite_numbers(field):
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="finite"):
+            TrainConfig(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("flags,size", [
+    (["--dataset", "folder"], 32),                          # dcgan has no 64 layout
+    (["--dataset", "folder", "--arch", "resnet"], 64),     # the folder's own side
+    (["--dataset", "stl10"], 48),
+    (["--arch", "dcgan64"], 64),                            # CIFAR-10 enlarged to 64
+    (["--dataset", "folder", "--image-size", "48"], 48),
+])
+def test_image_size_defaults_to_one_the_arch_supports(flags, size):
+    assert cli.make_config(flags)[0].image_size == size
+
+
+def test_unsupported_image_size_is_one_line_from_make_config():
+    with pytest.raises(ConfigError, match="--image-size: resnet has no layout for image size "
+                                          "13; it supports 32, 48, 64"):
+        cli.make_config(["--arch", "resnet", "--image-size", "13"])
+
+
+def test_folder_dataset_trains_with_the_default_flags(tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    import cv2
+    rng = np.random.RandomState(0)
+    for i in range(8):
+        cv2.imwrite(str(images / ("%d.png" % i)), rng.randint(0, 255, (70, 90, 3), np.uint8))
+    out = str(tmp_path / "run")
+    assert cli.main(["--dataset", "folder", "--data-path", str(images), "--out-dir", out,
+                     "--batch-size", "4", "--iterations", "1", "--quiet"]) == 0
+    assert TrainConfig.load(os.path.join(out, "config.json")).image_size == 32

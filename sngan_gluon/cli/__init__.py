@@ -1,8 +1,10 @@
 """Command-line front ends: they parse flags and call the package, nothing else.
 
-The exit codes and the one-line-error parser that every CLI shares live here.
+The exit codes, the one-line-error parser and the help formatter that every
+CLI shares live here.
 """
 import argparse
+import math
 
 #: A flag, a file or a setting the user gave is wrong (argparse's own code).
 EXIT_USER_ERROR = 2
@@ -15,7 +17,60 @@ EXIT_INTERRUPTED = 130
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line, exit code 2 (the usage is in --help)."""
+    """argparse that reports a bad flag in one line, exit code 2 (the usage is in --help).
+
+    Its help shows each flag's default once, where it means something
+    (:class:`DefaultsHelpFormatter`).
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_USER_ERROR, "error: %s (see %s --help)\n" % (message, self.prog))
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to a flag's help only where X tells the reader something.
+
+    Left out: switches (``store_true`` / ``store_false``: their help says what
+    they turn on or off), required flags and positionals, defaults of None,
+    ``""`` or ``[]`` (no value: the help says what happens then), and help
+    texts that already state their default.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or "default:" in text or not _states_a_value(action):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _states_a_value(action):
+    default = action.default
+    return (bool(action.option_strings) and not action.required and action.nargs != 0
+            and default is not argparse.SUPPRESS and default is not None
+            and not (isinstance(default, (str, list, tuple)) and len(default) == 0))
+
+
+def positive_int(text):
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a positive integer, got %r" % text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer, got %r" % text)
+    return value
+
+
+def finite_float(text):
+    """argparse type: a float that is neither infinite nor NaN."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number, got %r" % text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError("must be a finite number, got %r" % text)
+    return value

@@ -10,24 +10,13 @@ import sys
 import traceback
 
 from .. import config as config_mod
-from ..config import SETTINGS, TrainConfig
-from . import OneLineParser
+from ..config import KVSTORES, LR_DECAYS, SETTINGS, TrainConfig
+from . import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, finite_float,
+               positive_int)
 
-EXIT_USER_ERROR = 2
-EXIT_TRAINING_FAILED = 1
-EXIT_INTERRUPTED = 130
+EXIT_TRAINING_FAILED = EXIT_FAILED  # the name main() uses
 
 _D = TrainConfig()  # defaults
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive integer, got %r" % text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer, got %r" % text)
-    return value
 
 
 def _gpu_list(text):
@@ -40,79 +29,95 @@ def _gpu_list(text):
     return ids
 
 
+def _dataset_name(text):
+    return text.lower().replace("_", "-")  # as get_dataset reads names
+
+
+def _size_defaults():
+    from ..models import MODELS
+    return ", ".join("%s %d" % (arch, entry.default_size) for arch, entry in MODELS.items())
+
+
 def build_parser(suppress_defaults=False):
     """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
+    from ..data import DATASETS
+    from ..losses import LOSSES
+    from ..models import MODELS
     settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
     parser = OneLineParser(
         prog="train.py",
         description="Train a spectrally normalized GAN (Miyato et al., ICLR 2018) with "
                     "MXNet Gluon. Defaults: the paper's setting B with the standard CNN "
                     "and the hinge loss, on CIFAR-10.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS if suppress_defaults else None)
     d = (lambda v: argparse.SUPPRESS) if suppress_defaults else (lambda v: v)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default=d(_D.dataset),
-                      help="cifar10, stl10, mnist, fashion-mnist, folder, digits or synthetic")
+    data.add_argument("--dataset", type=_dataset_name, choices=DATASETS, default=d(_D.dataset),
+                      metavar="NAME", help="one of " + ", ".join(DATASETS))
     data.add_argument("--data-path", default=d(_D.data_path),
                       help="dataset root (CIFAR-10 is downloaded here); for --dataset folder "
                            "the folder of images")
-    data.add_argument("--image-size", type=_positive_int, default=d(_D.image_size),
-                      help="image side in pixels (default: the dataset's, 64 for dcgan64)")
+    data.add_argument("--image-size", type=positive_int, default=d(_D.image_size),
+                      help="image side in pixels, one --arch has a layout for (default: the "
+                           "dataset's own side when --arch has a layout for it, else the "
+                           "arch's: %s)" % _size_defaults())
     data.add_argument("--channels", type=int, choices=(1, 3), default=d(_D.channels),
                       help="3: RGB (grayscale sets tiled to 3); 1: grayscale")
     data.add_argument("--num-workers", type=int, default=d(_D.num_workers),
                       help="data-loading worker threads (0: load in the training thread)")
     model = parser.add_argument_group("model")
-    model.add_argument("--arch", choices=("dcgan", "resnet", "dcgan64"), default=d(_D.arch),
+    model.add_argument("--arch", choices=tuple(MODELS), default=d(_D.arch),
                        help="dcgan: the paper's standard CNN; resnet: its ResNet; dcgan64: "
                             "the 64x64 pair of MXNet's original SN-GAN example")
-    model.add_argument("--z-dim", type=_positive_int, default=d(_D.z_dim),
+    model.add_argument("--z-dim", type=positive_int, default=d(_D.z_dim),
                        help="dimension of the generator's noise input")
     model.add_argument("--conditional", action="store_true", default=d(False),
                        help="class-conditional GAN: conditional BatchNorm in G, projection D")
     model.add_argument("--no-sn", dest="sn", action="store_false", default=d(True),
                        help="build the discriminator without spectral normalization")
-    model.add_argument("--power-iterations", type=_positive_int,
+    model.add_argument("--power-iterations", type=positive_int,
                        default=d(_D.power_iterations),
                        help="power-iteration steps per discriminator update")
     opt = parser.add_argument_group("optimization")
-    opt.add_argument("--setting", choices=sorted(SETTINGS), default=d(None),
+    opt.add_argument("--setting", choices=tuple(SETTINGS), default=d(None),
                      help="the paper's named Adam/n_dis settings (explicit flags override "
-                          "them): " + settings)
-    opt.add_argument("--loss", choices=("hinge", "bce"), default=d(_D.loss),
+                          "them): %s (default: none; the flags' own defaults are setting B)"
+                          % settings)
+    opt.add_argument("--loss", choices=tuple(LOSSES), default=d(_D.loss),
                      help="hinge (the paper's best) or bce (non-saturating logistic loss)")
-    opt.add_argument("--batch-size", type=_positive_int, default=d(_D.batch_size),
+    opt.add_argument("--batch-size", type=positive_int, default=d(_D.batch_size),
                      help="images per step in total, over all devices and machines")
-    opt.add_argument("--epochs", type=_positive_int, default=d(_D.epochs),
+    opt.add_argument("--epochs", type=positive_int, default=d(_D.epochs),
                      help="passes over the data (ignored when --iterations is given)")
-    opt.add_argument("--iterations", type=_positive_int, default=d(_D.iterations),
+    opt.add_argument("--iterations", type=positive_int, default=d(_D.iterations),
                      help="generator updates to train for; overrides --epochs")
-    opt.add_argument("--n-dis", type=_positive_int, default=d(_D.n_dis),
+    opt.add_argument("--n-dis", type=positive_int, default=d(_D.n_dis),
                      help="discriminator updates per generator update")
-    opt.add_argument("--lr", type=float, default=d(_D.lr), help="Adam learning rate (both nets)")
-    opt.add_argument("--lr-beta", dest="beta1", type=float, default=d(_D.beta1),
-                     help="Adam's beta1 (first-moment decay)")
-    opt.add_argument("--beta2", type=float, default=d(_D.beta2),
+    opt.add_argument("--lr", type=finite_float, default=d(_D.lr),
+                     help="Adam learning rate (both nets)")
+    opt.add_argument("--beta1", "--lr-beta", dest="beta1", type=finite_float,
+                     default=d(_D.beta1), help="Adam's beta1 (first-moment decay)")
+    opt.add_argument("--beta2", type=finite_float, default=d(_D.beta2),
                      help="Adam's beta2 (second-moment decay)")
-    opt.add_argument("--lr-decay", choices=("none", "linear"), default=d(_D.lr_decay),
+    opt.add_argument("--lr-decay", choices=LR_DECAYS, default=d(_D.lr_decay),
                      help="linear: both learning rates fall linearly to 0 at the last iteration")
-    opt.add_argument("--clip_gr", type=float, default=d(_D.clip_gr),
+    opt.add_argument("--clip-gr", "--clip_gr", dest="clip_gr", type=finite_float,
+                     default=d(_D.clip_gr),
                      help="clip every gradient element to [-c, c]; 0 turns clipping off")
     opt.add_argument("--diffaugment", metavar="POLICY", default=d(_D.diffaugment),
                      help="DiffAugment (Zhao et al. 2020) of every image D sees, real and fake: "
-                          "a comma list of color, translation, cutout, for small datasets; "
-                          "empty: off")
-    opt.add_argument("--lecam", type=float, default=d(_D.lecam),
+                          "a comma list of color, translation, cutout, for small datasets "
+                          "(default: off)")
+    opt.add_argument("--lecam", type=finite_float, default=d(_D.lecam),
                      help="weight of the LeCam regulariser (Tseng et al. 2021) on D, for small "
                           "datasets, e.g. 0.3; a first-order alternative to gradient penalties, "
                           "which MXNet 1.x cannot differentiate; 0: off")
-    opt.add_argument("--mode-seeking", type=float, default=d(_D.mode_seeking),
+    opt.add_argument("--mode-seeking", type=finite_float, default=d(_D.mode_seeking),
                      help="weight of the mode-seeking term (Mao et al. 2019) added to G's loss, "
                           "which rewards different samples for different noise, against "
                           "samples that grow alike, e.g. 1; needs an even batch per device; "
                           "0: off")
-    opt.add_argument("--ema", type=float, default=d(_D.ema),
+    opt.add_argument("--ema", type=finite_float, default=d(_D.ema),
                      help="decay of an exponential moving average of G's weights used for "
                           "samples and evaluation (e.g. 0.999), warmed up as "
                           "min(ema, (1+t)/(10+t)) at iteration t; 0: off")
@@ -121,12 +126,12 @@ def build_parser(suppress_defaults=False):
     dev.add_argument("--use-gpu", action="store_true", default=d(False),
                      help="train on GPU 0 (needs a CUDA build of MXNet)")
     dev.add_argument("--gpus", type=_gpu_list, default=d([]),
-                     help="train on these GPUs, e.g. 0,1 (data parallel)")
-    dev.add_argument("--cpus", type=_positive_int, default=d(_D.cpus),
+                     help="train on these GPUs, e.g. 0,1 (data parallel; default: none, "
+                          "train on the CPU)")
+    dev.add_argument("--cpus", type=positive_int, default=d(_D.cpus),
                      help="train data-parallel on this many CPU contexts (exercises the "
                           "multi-device path without GPUs)")
-    dev.add_argument("--kvstore", choices=("device", "local", "dist_sync", "dist_device_sync"),
-                     default=d(_D.kvstore),
+    dev.add_argument("--kvstore", choices=KVSTORES, default=d(_D.kvstore),
                      help="gradient aggregation: device/local on one machine; dist_* across "
                           "machines (start with python -m sngan_gluon.launch)")
     dev.add_argument("--sync-bn", action="store_true", default=d(False),
@@ -134,18 +139,18 @@ def build_parser(suppress_defaults=False):
     out = parser.add_argument_group("output")
     out.add_argument("--out-dir", default=d(None),
                      help="run folder (default: runs/<dataset>-<arch>-<timestamp>)")
-    out.add_argument("--sample-every", type=_positive_int, default=d(_D.sample_every),
+    out.add_argument("--sample-every", type=positive_int, default=d(_D.sample_every),
                      help="write a sample grid every N iterations")
-    out.add_argument("--checkpoint-every", type=_positive_int, default=d(_D.checkpoint_every),
+    out.add_argument("--checkpoint-every", type=positive_int, default=d(_D.checkpoint_every),
                      help="write a checkpoint every N iterations")
-    out.add_argument("--keep-checkpoints", type=_positive_int, default=d(_D.keep_checkpoints),
+    out.add_argument("--keep-checkpoints", type=positive_int, default=d(_D.keep_checkpoints),
                      help="how many recent checkpoints to keep")
-    out.add_argument("--log-every", type=_positive_int, default=d(_D.log_every),
+    out.add_argument("--log-every", type=positive_int, default=d(_D.log_every),
                      help="read losses, log and plot every N iterations")
     out.add_argument("--eval-every", type=int, default=d(_D.eval_every),
                      help="compute IS and FID every N iterations (0: never); keeps the best-FID "
                           "checkpoint as best/")
-    out.add_argument("--eval-num", type=_positive_int, default=d(_D.eval_num),
+    out.add_argument("--eval-num", type=positive_int, default=d(_D.eval_num),
                      help="generated images per evaluation during training")
     out.add_argument("--inception-params", default=d(None),
                      help="local Inception-v3 weights file for --eval-every")
@@ -157,7 +162,11 @@ def build_parser(suppress_defaults=False):
 
 
 def make_config(argv=None):
-    """Flags -> (TrainConfig, resume checkpoint or None, out_dir or None)."""
+    """Flags -> (TrainConfig, resume checkpoint or None, out_dir or None).
+
+    A new run's config records the image side it trains at (``--image-size``,
+    or the one :meth:`TrainConfig.resolved_image_size` picks).
+    """
     from ..checkpoint import resolve_checkpoint
     from ..trainer import config_from_checkpoint
     args = vars(build_parser().parse_args(argv))
@@ -188,7 +197,9 @@ def make_config(argv=None):
     for key, value in explicit.items():
         if key != "setting":
             setattr(config, key, value)
-    return config.validate(), None, out_dir
+    config.validate()
+    config.image_size = config.resolved_image_size()
+    return config, None, out_dir
 
 
 def _evaluator_for(config):
