@@ -1,5 +1,8 @@
 """Start a distributed (``--kvstore dist_sync``) MXNet job: one scheduler, servers, workers.
 
+This module holds the ps-lite protocol and the process supervision; its
+command line (``python -m sngan_gluon.launch``) is :mod:`sngan_gluon.cli.launch`.
+
 MXNet's multi-machine kvstore runs on ps-lite, and every process learns its part
 from environment variables alone:
 
@@ -75,7 +78,6 @@ removed, so the launcher dies with an ``AttributeError`` right after starting
 the job and leaves its processes behind. They work on Python <= 3.8, or where
 ``isAlive`` is replaced by ``is_alive``.
 """
-import argparse
 import os
 import shlex
 import signal
@@ -86,15 +88,12 @@ import threading
 import time
 
 from ._threads import set_by_default, usable_cores
+from .cli import EXIT_TIMEOUT
 
 ROLES = ("scheduler", "server", "worker")
 LOOPBACK = "127.0.0.1"
 SERVER_CODE = "import sngan_gluon._compat"
 DEFAULT_HOSTS_PORT = 9091  # dmlc_tracker's first choice
-
-EXIT_USER_ERROR = 2
-EXIT_TIMEOUT = 124  # as coreutils' timeout
-EXIT_INTERRUPTED = 130
 
 # After the last worker has finished, the scheduler and servers get this long to
 # leave on their own before they are stopped; a stopped process gets
@@ -208,7 +207,7 @@ def launch_local(command, num_workers, num_servers=None, port=None, timeout=None
     """
     argv = _as_argv(command)
     num_servers = num_workers if num_servers is None else num_servers
-    _check_sizes(num_workers, num_servers)
+    check_sizes(num_workers, num_servers)
     port = free_port() if port is None else port
     base = dict(os.environ)
     base.update(env or {})
@@ -264,7 +263,7 @@ def host_commands(hosts, command, num_workers, num_servers=None, port=DEFAULT_HO
     """
     argv = _as_argv(command)
     num_servers = num_workers if num_servers is None else num_servers
-    _check_sizes(num_workers, num_servers)
+    check_sizes(num_workers, num_servers)
     targets = [_parse_host(h) for h in hosts]
     if not targets:
         raise ValueError("no host given")
@@ -293,11 +292,11 @@ def host_commands(hosts, command, num_workers, num_servers=None, port=DEFAULT_HO
 def launch_hosts(lines, timeout=None):
     """Run ``host_commands`` lines through the local ssh client, supervised as local mode."""
     specs = [("%s@%s" % (name, host), role, shlex.split(line), None)
-             for (host, role, line), name in zip(lines, _process_names(lines))]
+             for (host, role, line), name in zip(lines, process_names(lines))]
     return _supervise(specs, None, timeout)
 
 
-def _process_names(lines):
+def process_names(lines):
     """``'scheduler'``, ``'server 0'``, ``'worker 1'``, ... for ``host_commands`` lines."""
     counts, names = {}, []
     for _, role, _ in lines:
@@ -314,7 +313,8 @@ def _as_argv(command):
     return argv
 
 
-def _check_sizes(num_workers, num_servers):
+def check_sizes(num_workers, num_servers):
+    """Raise ValueError unless there is at least one worker and one server."""
     if int(num_workers) < 1:
         raise ValueError("the number of workers must be at least 1, got %r" % num_workers)
     if int(num_servers) < 1:
@@ -343,7 +343,8 @@ def _relay(pipe, prefix, lock):
                 sys.stdout.flush()
 
 
-def _say(message):
+def say(message):
+    """A launcher's message on stderr, prefixed ``[launch]`` apart from the workers' output."""
     sys.stderr.write("[launch] %s\n" % message)
     sys.stderr.flush()
 
@@ -390,12 +391,12 @@ def _wait_for_workers(procs, deadline, timeout):
             # A scheduler or server may leave with 0 while the last worker is
             # still finishing; only a failure of one of them ends the job.
             if code is not None and code != 0:
-                _say("%s exited with code %d; stopping the job" % (name, code))
+                say("%s exited with code %d; stopping the job" % (name, code))
                 return _exit_code(code)
         if all(proc.poll() == 0 for _, proc in workers):
             return 0
         if deadline is not None and time.monotonic() > deadline:
-            _say("timed out after %g s; stopping the job" % timeout)
+            say("timed out after %g s; stopping the job" % timeout)
             return EXIT_TIMEOUT
         time.sleep(_POLL_S)
 
@@ -408,7 +409,7 @@ def _wait_for_services(procs, deadline):
         try:
             proc.wait(timeout=max(0.0, until - time.monotonic()))
         except subprocess.TimeoutExpired:
-            _say("%s still running after the workers finished; stopping it (did the "
+            say("%s still running after the workers finished; stopping it (did the "
                  "workers create a dist kvstore?)" % name)
             return
 
@@ -437,117 +438,6 @@ def _signal_groups(procs, signum):
             pass
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (the usage text is in --help)."""
-
-    def error(self, message):
-        self.exit(EXIT_USER_ERROR, "error: %s (see %s --help)\n" % (message, self.prog))
-
-
-def build_parser():
-    """The argument parser of ``python -m sngan_gluon.launch``."""
-    parser = _Parser(
-        prog="python -m sngan_gluon.launch",
-        usage="%(prog)s -n N [options] -- COMMAND ...",
-        description="Start a dist_sync MXNet job: one scheduler, servers and N workers "
-                    "running COMMAND, on this host over loopback (default) or on the "
-                    "hosts of --hosts.")
-    parser.add_argument("-n", "--num-workers", type=int, required=True,
-                        help="number of workers")
-    parser.add_argument("-s", "--num-servers", type=int,
-                        help="number of servers (default: the number of workers)")
-    parser.add_argument("--port", type=int,
-                        help="scheduler port (default: a free one locally, %d with --hosts)"
-                             % DEFAULT_HOSTS_PORT)
-    parser.add_argument("--timeout", type=float,
-                        help="stop the whole job after this many seconds (exit code 124)")
-    parser.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment variable for every process (repeatable)")
-    parser.add_argument("--python",
-                        help="interpreter of the scheduler and servers (default: this one)")
-    hosts = parser.add_argument_group("multi-host")
-    hosts.add_argument("--hosts", metavar="FILE",
-                       help="file with one host per line; the scheduler runs on the first")
-    mode = hosts.add_mutually_exclusive_group()
-    mode.add_argument("--print-commands", action="store_true",
-                      help="print the ssh command of every process (default with --hosts)")
-    mode.add_argument("--ssh", action="store_true",
-                      help="run those commands through ssh and wait for the workers")
-    hosts.add_argument("--workdir", help="directory on the hosts (default: the current one)")
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="the worker command, after --")
-    return parser
-
-
-def _parse_env(pairs):
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise ValueError("--env expects KEY=VALUE, got %r" % pair)
-        env[key] = value
-    return env
-
-
-def _print_commands(lines):
-    """Print the lines grouped by host, in the hosts file's order."""
-    names = _process_names(lines)
-    for host in dict.fromkeys(host for host, _, _ in lines):
-        print("# ---- %s" % host)
-        for (where, _, line), name in zip(lines, names):
-            if where == host:
-                print("# %s" % name)
-                print(line)
-
-
-def main(argv=None):
-    """Entry point of ``python -m sngan_gluon.launch``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    try:
-        if not command:
-            raise ValueError("no worker command given (put it after --)")
-        _check_sizes(args.num_workers, args.num_workers if args.num_servers is None
-                     else args.num_servers)
-        if args.port is not None and not 0 < args.port < 65536:
-            raise ValueError("--port must be in 1..65535, got %d" % args.port)
-        if args.timeout is not None and not args.timeout > 0:
-            raise ValueError("--timeout must be positive, got %g" % args.timeout)
-        if args.hosts is None and (args.ssh or args.print_commands or args.workdir):
-            raise ValueError("--print-commands, --ssh and --workdir need --hosts")
-        env = _parse_env(args.env)
-        if args.hosts is not None:
-            try:
-                hosts = read_hosts(args.hosts)
-            except OSError as err:
-                raise ValueError("cannot read hosts file %s: %s" % (args.hosts, err.strerror))
-            lines = host_commands(hosts, command, args.num_workers, args.num_servers,
-                                  args.port or DEFAULT_HOSTS_PORT, args.workdir, args.python, env)
-    except ValueError as err:
-        sys.stderr.write("error: %s\n" % err)
-        return EXIT_USER_ERROR
-
-    if args.hosts is not None and not args.ssh:
-        _print_commands(lines)
-        return 0
-    # SIGTERM unwinds like Ctrl-C, so the job is stopped on the way out.
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    try:
-        if args.hosts is None:
-            return launch_local(command, args.num_workers, args.num_servers, args.port,
-                                args.timeout, env, python=args.python)
-        return launch_hosts(lines, args.timeout)
-    except OSError as err:  # the command or ssh could not be started
-        sys.stderr.write("error: cannot start %s: %s\n"
-                         % (err.filename or "a process", err.strerror or err))
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        _say("interrupted; the job was stopped")
-        return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 if __name__ == "__main__":
+    from .cli.launch import main
     sys.exit(main())

@@ -1,7 +1,11 @@
-"""Image grids and training curves (matplotlib, no display needed)."""
-import os
+"""Image grids and training curves as PNG files (matplotlib, no display needed).
 
+Each file is written whole or not at all (:func:`sngan_gluon.fileio.atomic_path`),
+so a reader never sees half a picture.
+"""
 import numpy as np
+
+from .fileio import atomic_path
 
 
 def _pyplot():
@@ -40,10 +44,7 @@ def image_grid(images, nrow=None, padding=2, pad_value=255):
 
 
 def save_image_grid(images, path, nrow=None, caption=None):
-    """Write :func:`image_grid` of uint8 (N, H, W, C) ``images`` to ``path`` (PNG).
-
-    Written to a temporary file and renamed, so a reader never sees half a picture.
-    """
+    """Write :func:`image_grid` of uint8 (N, H, W, C) ``images`` to ``path`` (PNG)."""
     grid = image_grid(images, nrow=nrow)
     plt = _pyplot()
     height, width = grid.shape[:2]
@@ -57,10 +58,11 @@ def save_image_grid(images, path, nrow=None, caption=None):
     ax.axis("off")
     if caption:
         fig.text(0.5, extra / fig_h / 2, caption, ha="center", va="center", fontsize=9)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(rows, path, metrics=("is_mean", "fid")):
@@ -90,7 +92,8 @@ def plot_curves(rows, path, metrics=("is_mean", "fid")):
         ax.set_ylabel({"is_mean": "Inception Score", "fid": "FID"}.get(key, key))
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=80)
+    finally:
+        plt.close(fig)

@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from sngan_gluon import launch
+from sngan_gluon.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from sngan_gluon._threads import usable_cores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -219,7 +220,7 @@ def test_ctrl_c_on_the_cli_stops_every_process(tmp_path):
                 break
         assert ready == 2
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == launch.EXIT_INTERRUPTED
+        assert proc.wait(timeout=30) == EXIT_INTERRUPTED
         assert "Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
@@ -245,7 +246,7 @@ def test_ctrl_c_on_the_cli_stops_every_process(tmp_path):
 ])
 def test_cli_bad_input_exits_2_with_one_line(args, message):
     result = _run_cli(args)
-    assert result.returncode == launch.EXIT_USER_ERROR
+    assert result.returncode == EXIT_USER_ERROR
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr

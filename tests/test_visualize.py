@@ -1,4 +1,6 @@
 """Image grids and curves."""
+import os
+
 import numpy as np
 import pytest
 
@@ -34,4 +36,23 @@ def test_save_image_grid_and_curves_write_pngs(tmp_path):
             for i in range(1, 6)]
     plot_curves(rows, str(tmp_path / "loss.png"))
     assert mpimg.imread(str(tmp_path / "loss.png")).shape[1] > 400  # loss + FID panels
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert sorted(os.listdir(tmp_path)) == ["g.png", "loss.png"]  # no temporary file left
+
+
+def test_a_failed_write_keeps_the_previous_picture(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    path = tmp_path / "g.png"
+    save_image_grid(images, str(path))
+    before = path.read_bytes()
+
+    def disk_full(self, fname, *args, **kwargs):
+        open(fname, "wb").write(b"half a pic")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    with pytest.raises(OSError):
+        save_image_grid(images + 255, str(path))
+    with pytest.raises(OSError):
+        plot_curves([dict(iteration=1, d_loss=1.0, g_loss=1.0)], str(tmp_path / "loss.png"))
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["g.png"]
