@@ -1,4 +1,4 @@
-"""Make ``import mxnet`` work on every supported Python.
+"""Make ``import mxnet`` work on every supported Python; the one home of private MXNet APIs.
 
 mxnet 1.9.1 still refers to the NumPy aliases ``np.bool``, ``np.int``, ... that
 NumPy 1.24 removed. On Python <= 3.11 the package pins NumPy 1.23.5, which still
@@ -17,3 +17,13 @@ for _name in _REMOVED_ALIASES:
         setattr(np, _name, getattr(builtins, _name))
 
 import mxnet  # noqa: E402,F401  (imported here so the order above is guaranteed)
+
+
+def repo_file_url(namespace, filename):
+    """The URL of ``filename`` in Gluon's dataset mirror (``namespace``: 'gluon/dataset/mnist').
+
+    Wraps ``mxnet.gluon.utils._get_repo_file_url`` (private in MXNet 1.9.1), so
+    that a change of it touches this module only.
+    """
+    from mxnet.gluon.utils import _get_repo_file_url
+    return _get_repo_file_url(namespace, filename)

@@ -1,4 +1,4 @@
-"""Datasets by name, decoded once into memory, and a fast Gluon loader for them.
+"""Datasets by name, decoded once into memory, and their conversion to network tensors.
 
 ``get_dataset(name, ...)`` returns an :class:`ImageDataset`: a whole split held
 as one uint8 array ``images`` (N, H, W, C), channel-last, RGB, square, in the
@@ -53,8 +53,11 @@ import mxnet as mx
 from mxnet import gluon, nd
 from tqdm import tqdm
 
+from ._compat import repo_file_url
+from .fileio import atomic_path, file_digest
+
 __all__ = ["DATASETS", "DEFAULT_IMAGE_SIZES", "DatasetError", "ImageDataset", "get_dataset",
-           "to_tensor", "to_uint8", "get_dataloader", "SeededRandomSampler"]
+           "to_tensor", "to_uint8"]
 
 DATASETS = ("cifar10", "stl10", "mnist", "fashion-mnist", "folder", "digits", "synthetic")
 DEFAULT_IMAGE_SIZES = {"cifar10": 32, "stl10": 48, "mnist": 32, "fashion-mnist": 32,
@@ -314,14 +317,6 @@ def to_uint8(x):
 
 # --------------------------------------------------------------------------- files
 
-def _file_md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as fin:
-        for block in iter(lambda: fin.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _warn_if_unofficial(paths, sha1s, what):
     """Warn once per file when a file's SHA-1 differs from the official release.
 
@@ -357,22 +352,19 @@ def _probe(url):
 
 
 def _fetch(url, path, md5):
-    """Download ``url`` to ``path`` (via ``path.part``) and check its MD5; raise on failure."""
-    partial = path + ".part"
+    """Download ``url`` to ``path`` and check its MD5; raise on failure, leaving no file."""
     digest = hashlib.md5()
-    with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT) as response:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT) as response, \
+            atomic_path(path) as partial:
         with open(partial, "wb") as fout, tqdm(total=response.length, unit="B", unit_scale=True,
                                                desc="downloading " + os.path.basename(path)) as bar:
             for block in iter(lambda: response.read(1 << 20), b""):
                 digest.update(block)
                 fout.write(block)
                 bar.update(len(block))
-    if digest.hexdigest() != md5:
-        os.remove(partial)
-        raise OSError("the download of %s has MD5 %s, not %s (incomplete or changed)"
-                      % (url, digest.hexdigest(), md5))
-    os.replace(partial, path)
+        if digest.hexdigest() != md5:
+            raise OSError("the download of %s has MD5 %s, not %s (incomplete or changed)"
+                          % (url, digest.hexdigest(), md5))
 
 
 def _extract(archive, dest, names):
@@ -388,10 +380,9 @@ def _extract(archive, dest, names):
             for member in tar:
                 base = os.path.basename(member.name)
                 if member.isfile() and base in names and base not in found:
-                    target = os.path.join(dest, base)
-                    with tar.extractfile(member) as src, open(target + ".part", "wb") as dst:
+                    with tar.extractfile(member) as src, \
+                            atomic_path(os.path.join(dest, base)) as part, open(part, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
-                    os.replace(target + ".part", target)
                     found.add(base)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise DatasetError("cannot extract %s (%s): delete it and download it again"
@@ -424,7 +415,7 @@ def _locate_release(what, root, folders, needed, all_files, archive_name, url, m
     archive = os.path.join(root, archive_name)
     places = " or ".join(folders)
     if os.path.isfile(archive):
-        if _file_md5(archive) == md5:
+        if file_digest(archive, "md5") == md5:
             _extract(archive, dest, all_files)
             return dest
         if not download:
@@ -477,7 +468,7 @@ def _load_cifar10(root, train, shard, size, download):
               else ("test_batch.bin",))
 
     def mirror():
-        _probe(gluon.utils._get_repo_file_url("gluon/dataset/cifar10", "cifar-10-binary.tar.gz"))
+        _probe(repo_file_url("gluon/dataset/cifar10", "cifar-10-binary.tar.gz"))
         gluon.data.vision.CIFAR10(root=root, train=train)
 
     folder = _locate_release("CIFAR-10", root, [root, os.path.join(root, "cifar-10-batches-bin")],
@@ -558,7 +549,7 @@ def _load_mnist_like(key, gluon_class):
         prefix = "train" if train else "t10k"
         image_name, label_name = prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz"
         paths = [os.path.join(folder, image_name), os.path.join(folder, label_name)]
-        urls = [gluon.utils._get_repo_file_url("gluon/dataset/" + key, name)
+        urls = [repo_file_url("gluon/dataset/" + key, name)
                 for name in (image_name, label_name)]
         if not all(os.path.isfile(path) for path in paths):
             why = "download=False"
@@ -705,83 +696,3 @@ _LOADERS = {
     "digits": _load_digits,
     "synthetic": _load_synthetic,
 }
-
-
-# --------------------------------------------------------------------------- loading
-
-class SeededRandomSampler(gluon.data.Sampler):
-    """Random orders of ``range(length)`` drawn from ``numpy.random.RandomState(seed)``.
-
-    Each pass (epoch) draws the next permutation, so the sequence of epochs is
-    the same for the same seed.
-    """
-
-    def __init__(self, length, seed=None):
-        self._length = length
-        self._rng = np.random.RandomState(seed)
-
-    def __iter__(self):
-        return iter(self._rng.permutation(self._length).tolist())
-
-    def __len__(self):
-        return self._length
-
-
-class _Batchify:
-    """Samples ``[(image uint8 (H, W, C), label), ...]`` -> (float32 (B, C, H, W), int32 (B,)).
-
-    In worker processes the NDArrays are made in shared memory, so they reach
-    the main process without a copy through the pipe.
-    """
-
-    def __init__(self, shared):
-        self.shared = shared
-
-    def __call__(self, samples):
-        ctx = mx.Context("cpu_shared", 0) if self.shared else mx.cpu()
-        images = np.stack([sample[0] for sample in samples])
-        labels = np.array([sample[1] for sample in samples], dtype=np.int32)
-        return to_tensor(images, ctx=ctx), nd.array(labels, ctx=ctx, dtype=np.int32)
-
-
-def get_dataloader(dataset, batch_size, shuffle=True, num_workers=0, last_batch="discard",
-                   seed=None):
-    """A ``gluon.data.DataLoader`` of ``(images, labels)`` batches.
-
-    Parameters
-    ----------
-    dataset : ImageDataset or any Dataset of ``(uint8 (H, W, C), label)``
-    batch_size : int
-    shuffle : bool
-        A new random order every epoch.
-    num_workers : int
-        Worker processes preparing batches (0: in the calling thread).
-    last_batch : {'discard', 'keep', 'rollover'}
-        What to do with a final incomplete batch (see ``gluon.data.BatchSampler``).
-    seed : int, optional
-        Seed of the shuffling order; the same seed gives the same epochs.
-        Without it the order follows NumPy's global random state.
-
-    Returns
-    -------
-    gluon.data.DataLoader
-        Batches ``(images, labels)``: float32 NDArray (B, C, H, W) in [-1, 1] and
-        int32 NDArray (B,).
-    """
-    if not _is_int(batch_size) or batch_size < 1:
-        raise DatasetError("batch_size must be a positive integer, got %r" % (batch_size,))
-    if last_batch not in ("discard", "keep", "rollover"):
-        raise DatasetError("last_batch must be 'discard', 'keep' or 'rollover', got %r"
-                           % (last_batch,))
-    if last_batch == "discard" and len(dataset) < batch_size:
-        raise DatasetError("the dataset has %d images, fewer than one batch of %d: lower "
-                           "batch_size or pass last_batch='keep'" % (len(dataset), batch_size))
-    if not shuffle:
-        sampler = gluon.data.SequentialSampler(len(dataset))
-    elif seed is None:
-        sampler = gluon.data.RandomSampler(len(dataset))
-    else:
-        sampler = SeededRandomSampler(len(dataset), seed)
-    return gluon.data.DataLoader(
-        dataset, batch_sampler=gluon.data.BatchSampler(sampler, batch_size, last_batch),
-        batchify_fn=_Batchify(shared=num_workers > 0), num_workers=num_workers)

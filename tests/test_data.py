@@ -15,7 +15,7 @@ import pytest
 from mxnet import nd
 
 from sngan_gluon import data
-from sngan_gluon.data import DatasetError, get_dataloader, get_dataset, to_tensor, to_uint8
+from sngan_gluon.data import DatasetError, get_dataset, to_tensor, to_uint8
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*differ from the official release")
 
@@ -441,49 +441,3 @@ def test_to_uint8_inverts_to_tensor_and_clips():
 
 
 # --------------------------------------------------------------------------- loader
-
-def test_dataloader_batches_shapes_dtypes_range():
-    dataset = get_dataset("synthetic", image_size=16, num_parts=8)  # 256 images
-    loader = get_dataloader(dataset, batch_size=100, seed=0)
-    batches = list(loader)
-    assert len(batches) == 2  # the last 56 are discarded
-    images, labels = batches[0]
-    assert images.shape == (100, 3, 16, 16) and images.dtype == np.float32
-    assert labels.shape == (100,) and labels.dtype == np.int32
-    values = images.asnumpy()
-    assert values.min() >= -1 and values.max() <= 1
-    # each batch pairs an image with its own label
-    first = np.flatnonzero((dataset.images == to_uint8(values[:1])[0]).all(axis=(1, 2, 3)))
-    assert labels.asnumpy()[0] in dataset.labels[first]
-    keep = get_dataloader(dataset, batch_size=100, shuffle=False, last_batch="keep")
-    assert [b[0].shape[0] for b in keep] == [100, 100, 56]
-
-
-def test_dataloader_seeded_shuffling_is_reproducible():
-    dataset = data.ImageDataset(np.zeros((50, 2, 2, 1), np.uint8), np.arange(50) % 10, 10, "toy")
-    dataset.labels[:] = np.arange(50)  # the label is the index: the order becomes visible
-
-    def epochs(seed, n=2):
-        loader = get_dataloader(dataset, batch_size=10, seed=seed)
-        return [np.concatenate([y.asnumpy() for _, y in loader]) for _ in range(n)]
-
-    first, second = epochs(3), epochs(3)
-    np.testing.assert_array_equal(first, second)
-    assert not np.array_equal(first[0], first[1])  # a new order each epoch
-    assert not np.array_equal(first[0], epochs(4, 1)[0])
-    assert sorted(first[0].tolist()) == list(range(50))
-
-
-def test_dataloader_with_worker_processes():
-    dataset = get_dataset("synthetic", image_size=8, num_parts=16)  # 128 images
-    loader = get_dataloader(dataset, batch_size=32, num_workers=2, seed=1)
-    serial = get_dataloader(dataset, batch_size=32, num_workers=0, seed=1)
-    for (x, y), (x0, y0) in zip(loader, serial):
-        np.testing.assert_array_equal(x.asnumpy(), x0.asnumpy())
-        np.testing.assert_array_equal(y.asnumpy(), y0.asnumpy())
-
-
-def test_dataloader_too_small_dataset_raises():
-    dataset = get_dataset("synthetic", num_parts=1024)  # 2 images
-    with pytest.raises(DatasetError, match="fewer than one batch"):
-        get_dataloader(dataset, batch_size=64)
