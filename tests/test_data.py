@@ -1,4 +1,4 @@
-"""Datasets: exact pixels from binary files the tests write, offline failures, loaders.
+"""Datasets: exact pixels from binary files the tests write, offline failures, folder caches.
 
 Every file read here is made by the test in the dataset's real on-disk format;
 nothing is downloaded. ``no_download`` makes any download attempt fail the test.
@@ -381,6 +381,139 @@ def test_folder_unreadable_image_names_the_file(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"this is not a jpeg")
     with pytest.raises(DatasetError, match="broken.jpg"):
         get_dataset("folder", root=str(tmp_path))
+
+
+def _write_folder(root, names, side=12):
+    for i, name in enumerate(names):
+        _write_image(str(root / name), np.full((side, side, 3), 10 * i, np.uint8))
+
+
+def test_folder_images_in_root_beside_class_subfolders_are_used_unlabelled(tmp_path):
+    _write_folder(tmp_path, ["loose.png", "cats/a.png", "dogs/b.png"])
+    with pytest.warns(UserWarning, match="1 image.* lie directly in .* without labels"):
+        dataset = get_dataset("folder", root=str(tmp_path), image_size=4)
+    assert dataset.num_classes == 0 and len(dataset) == 3
+    np.testing.assert_array_equal(dataset.labels, [0, 0, 0])
+
+
+def test_folder_symlink_loop_is_followed_once(tmp_path):
+    _write_folder(tmp_path, ["cats/%d.png" % i for i in range(5)]
+                  + ["dogs/%d.png" % i for i in range(5)])
+    os.symlink(str(tmp_path), str(tmp_path / "cats" / "loop"))
+    os.symlink(str(tmp_path / "dogs"), str(tmp_path / "dogs" / "self"))
+    dataset = get_dataset("folder", root=str(tmp_path), image_size=4)
+    assert len(dataset) == 10 and dataset.num_classes == 2
+    np.testing.assert_array_equal(np.bincount(dataset.labels), [5, 5])
+
+
+def test_folder_symlinked_class_folder_is_read(tmp_path):
+    _write_folder(tmp_path / "elsewhere", ["%d.png" % i for i in range(3)])
+    _write_folder(tmp_path / "root", ["cats/a.png"])
+    os.symlink(str(tmp_path / "elsewhere"), str(tmp_path / "root" / "dogs"))
+    dataset = get_dataset("folder", root=str(tmp_path / "root"), image_size=4)
+    np.testing.assert_array_equal(dataset.labels, [0, 1, 1, 1])
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_folder_truncated_image_names_the_file(tmp_path, ext):
+    _write_image(str(tmp_path / "good.png"), np.zeros((8, 8, 3), np.uint8))
+    picture = np.random.RandomState(0).randint(0, 255, (64, 64, 3)).astype(np.uint8)
+    ok, encoded = cv2.imencode(ext, picture)
+    whole = encoded.tobytes()
+    (tmp_path / ("cut" + ext)).write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(DatasetError, match="cut%s .*truncated" % ext):
+        get_dataset("folder", root=str(tmp_path), image_size=8)
+    (tmp_path / ("cut" + ext)).write_bytes(whole)  # the whole file decodes
+    assert len(get_dataset("folder", root=str(tmp_path), image_size=8)) == 2
+
+
+def test_folder_jpeg_with_bytes_after_its_end_is_accepted(tmp_path):
+    ok, encoded = cv2.imencode(".jpg", np.full((16, 16, 3), 200, np.uint8))
+    (tmp_path / "a.jpg").write_bytes(encoded.tobytes() + b"\x00" * 16)
+    assert get_dataset("folder", root=str(tmp_path), image_size=8).images.mean() > 150
+
+
+def _refuse_decoding(monkeypatch):
+    def decode(path, size):
+        raise AssertionError("decoded %s although the cache is valid" % path)
+    monkeypatch.setattr(data, "_decode", decode)
+
+
+def test_folder_is_decoded_once_then_memory_mapped(tmp_path, monkeypatch, capsys):
+    _write_folder(tmp_path, ["cats/a.png", "cats/b.png", "dogs/c.png"])
+    first = get_dataset("folder", root=str(tmp_path), image_size=8)
+    said = capsys.readouterr().err
+    assert "decoding 3 images" in said and "8x8x3 (576 B)" in said
+    assert sorted(os.listdir(tmp_path / ".sngan_gluon_cache")) == ["8px-3ch.json", "8px-3ch.npy"]
+    with monkeypatch.context() as patch:
+        _refuse_decoding(patch)
+        again = get_dataset("folder", root=str(tmp_path), image_size=8)
+        assert isinstance(again.images.base, np.memmap) or isinstance(again.images, np.memmap)
+        np.testing.assert_array_equal(again.images, first.images)
+        np.testing.assert_array_equal(again.labels, first.labels)
+        assert capsys.readouterr().err == ""
+        with pytest.raises(AssertionError, match="decoded"):  # another size: its own cache
+            get_dataset("folder", root=str(tmp_path), image_size=4)
+        with pytest.raises(AssertionError, match="decoded"):  # other channels: likewise
+            get_dataset("folder", root=str(tmp_path), image_size=8, channels=1)
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "rewrite"])
+def test_folder_cache_is_rebuilt_when_a_file_changes(tmp_path, monkeypatch, change):
+    _write_folder(tmp_path, ["a.png", "b.png"])
+    get_dataset("folder", root=str(tmp_path), image_size=4)
+    if change == "add":
+        _write_image(str(tmp_path / "c.png"), np.full((12, 12, 3), 99, np.uint8))
+    elif change == "remove":
+        os.remove(str(tmp_path / "b.png"))
+    else:
+        _write_image(str(tmp_path / "b.png"), np.full((12, 12, 3), 99, np.uint8))
+        os.utime(str(tmp_path / "b.png"), ns=(1, 1))
+    dataset = get_dataset("folder", root=str(tmp_path), image_size=4)
+    expected = {"add": [0, 10, 99], "remove": [0], "rewrite": [0, 99]}[change]
+    np.testing.assert_array_equal(dataset.images[:, 0, 0, 0], expected)
+
+
+def test_folder_shard_of_a_cached_folder(tmp_path):
+    _write_folder(tmp_path, ["%d.png" % i for i in range(5)])
+    get_dataset("folder", root=str(tmp_path), image_size=4)
+    shard = get_dataset("folder", root=str(tmp_path), image_size=4, num_parts=2, part_index=1)
+    np.testing.assert_array_equal(shard.images[:, 0, 0, 0], [10, 30])
+
+
+def test_folder_cache_falls_back_to_the_user_cache(tmp_path, monkeypatch):
+    _write_folder(tmp_path / "imgs", ["a.png"])
+    (tmp_path / "imgs" / ".sngan_gluon_cache").write_text("a file where the folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    get_dataset("folder", root=str(tmp_path / "imgs"), image_size=4)
+    [folder] = os.listdir(tmp_path / "xdg" / "sngan_gluon" / "folders")
+    assert sorted(os.listdir(tmp_path / "xdg" / "sngan_gluon" / "folders" / folder)) == \
+        ["4px-3ch.json", "4px-3ch.npy"]
+
+
+def test_folder_cache_write_failure_only_warns(tmp_path, monkeypatch):
+    _write_folder(tmp_path, ["a.png"])
+
+    def disk_full(path, array):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "save", disk_full)
+    with pytest.warns(UserWarning, match="cannot cache .*No space left"):
+        dataset = get_dataset("folder", root=str(tmp_path), image_size=4)
+    assert len(dataset) == 1 and os.listdir(tmp_path / ".sngan_gluon_cache") == []
+
+
+def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    _write_folder(tmp_path, ["a.png", "b.png"])
+    monkeypatch.setattr(data, "available_memory", lambda: 1000)
+    _refuse_decoding(monkeypatch)
+    with pytest.raises(DatasetError, match=r"2 images at 16x16x3 need 1\.5 KiB of memory, more "
+                                           r"than the 1000 B available"):
+        get_dataset("folder", root=str(tmp_path), image_size=16)
+
+
+def test_available_memory_is_a_positive_number():
+    assert data.available_memory() > 0
+    assert data.format_bytes(3 * 2 ** 30) == "3.0 GiB" and data.format_bytes(512) == "512 B"
 
 
 # --------------------------------------------------------------------------- common
