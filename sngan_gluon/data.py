@@ -457,15 +457,19 @@ def _locate_release(what, root, folders, needed, all_files, archive_name, url, m
                           ", ".join(all_files)))
 
 
+def _check_records(path, record, what):
+    """Raise DatasetError unless the file holds a whole, non-zero number of ``record`` bytes."""
+    size = os.path.getsize(path)
+    if size == 0 or size % record:
+        raise DatasetError("%s is truncated or corrupt (%d bytes, not a whole number of %d-byte "
+                           "%s): delete it and download it again" % (path, size, record, what))
+
+
 # --------------------------------------------------------------------------- cifar10
 
 def _read_cifar10_batch(path):
     """A CIFAR-10 binary batch -> uint8 (n, 32, 32, 3) view and int32 labels (n,)."""
-    size = os.path.getsize(path)
-    if size == 0 or size % _CIFAR10_RECORD:
-        raise DatasetError("%s is truncated or corrupt (%d bytes, not a whole number of %d-byte "
-                           "CIFAR-10 records): delete it and download it again"
-                           % (path, size, _CIFAR10_RECORD))
+    _check_records(path, _CIFAR10_RECORD, "CIFAR-10 records")
     records = np.fromfile(path, dtype=np.uint8).reshape(-1, _CIFAR10_RECORD)
     labels = records[:, 0].astype(np.int32)
     bad = np.flatnonzero(labels > 9)
@@ -496,11 +500,7 @@ def _load_cifar10(root, train, shard, size, download, channels):
 
 def _stl10_images(path):
     """Memory-map an STL-10 ``*_X.bin`` file as uint8 (n, 3*96*96), checking its size."""
-    size = os.path.getsize(path)
-    if size == 0 or size % _STL10_RECORD:
-        raise DatasetError("%s is truncated or corrupt (%d bytes, not a whole number of %d-byte "
-                           "STL-10 images): delete it and download it again"
-                           % (path, size, _STL10_RECORD))
+    _check_records(path, _STL10_RECORD, "STL-10 images")
     return np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, _STL10_RECORD)
 
 
