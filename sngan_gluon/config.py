@@ -98,7 +98,7 @@ class TrainConfig:
 
     def validate(self):
         """Raise :class:`ConfigError` naming the first invalid setting."""
-        from .data import DATASETS
+        from .data import DATASETS, dataset_key
         from .losses import LOSSES
         from .models import MODELS
         positive = ("batch_size", "epochs", "n_dis", "z_dim", "power_iterations", "cpus",
@@ -114,7 +114,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError("%s must be a finite number, got %r" % (_flag(name), value))
-        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("dataset", dataset_key(self.dataset), DATASETS)
         _check_choice("arch", self.arch, MODELS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
@@ -165,11 +165,11 @@ class TrainConfig:
         the dataset's own side when the architecture has a layout for it, else
         the architecture's default side (see :data:`sngan_gluon.models.MODELS`).
         """
-        from .data import DEFAULT_IMAGE_SIZES
+        from .data import DEFAULT_IMAGE_SIZES, dataset_key
         from .models import image_size_for
         try:
             return image_size_for(self.arch, self.image_size,
-                                  DEFAULT_IMAGE_SIZES.get(self.dataset))
+                                  DEFAULT_IMAGE_SIZES.get(dataset_key(self.dataset)))
         except ValueError as err:
             raise ConfigError("--image-size: %s" % err) from None
 

@@ -68,7 +68,7 @@ from ._compat import repo_file_url
 from .fileio import atomic_path, file_digest
 
 __all__ = ["DATASETS", "DEFAULT_IMAGE_SIZES", "DatasetError", "ImageDataset", "get_dataset",
-           "to_tensor", "to_uint8"]
+           "dataset_key", "to_tensor", "to_uint8"]
 
 DATASETS = ("cifar10", "stl10", "mnist", "fashion-mnist", "folder", "digits", "synthetic")
 DEFAULT_IMAGE_SIZES = {"cifar10": 32, "stl10": 48, "mnist": 32, "fashion-mnist": 32,
@@ -216,7 +216,7 @@ def get_dataset(name, root="data", image_size=None, channels=3, train=True,
         For an unknown name, bad sizes, missing files that cannot be
         downloaded, corrupt files or an empty image folder.
     """
-    key = str(name).lower().replace("_", "-")
+    key = dataset_key(name)
     if key not in DATASETS:
         raise DatasetError("unknown dataset %r; valid names: %s" % (name, ", ".join(DATASETS)))
     size = DEFAULT_IMAGE_SIZES[key] if image_size is None else image_size
@@ -239,6 +239,11 @@ def get_dataset(name, root="data", image_size=None, channels=3, train=True,
                            % (part_index, num_parts, key, num_parts))
     images = _set_channels(_resize(images, int(size)), channels)
     return ImageDataset(images, labels, num_classes, key)
+
+
+def dataset_key(name):
+    """The ``DATASETS`` spelling of a dataset name: lower case, ``-`` for ``_``."""
+    return str(name).lower().replace("_", "-")
 
 
 def _is_int(value):

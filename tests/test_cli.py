@@ -206,6 +206,7 @@ def test_choices_come_from_the_registries():
 
 def test_dataset_names_accept_underscores_as_get_dataset_does():
     assert cli.make_config(["--dataset", "Fashion_MNIST"])[0].dataset == "fashion-mnist"
+    assert TrainConfig(dataset="fashion_mnist").validate().resolved_image_size() == 32
 
 
 @pytest.mark.parametrize("flags", [["--beta1", "0.3"], ["--lr-beta", "0.3"]])

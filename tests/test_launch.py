@@ -242,6 +242,7 @@ def test_ctrl_c_on_the_cli_stops_every_process(tmp_path):
      "cannot read hosts file"),
     (["-n", "two", "--", "python", "t.py"], "invalid int"),
     (["-n", "2", "--ssh", "--", "python", "t.py"], "need --hosts"),
+    (["-n", "1", "--timeout", "nan", "--", "python", "t.py"], "must be a finite number"),
     (["-n", "1", "--", "/nonexistent/python", "t.py"], "cannot start"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(args, message):

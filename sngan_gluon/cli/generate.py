@@ -63,7 +63,7 @@ def main(argv=None):
         images = gen.sample(args.num, seed=args.seed, label=args.label,
                             batch_size=args.batch_size, truncation=args.truncation)
         if ext == ".npz":
-            with atomic_path(args.out) as tmp:
+            with atomic_path(args.out, suffix=".npz") as tmp:  # numpy appends .npz otherwise
                 np.savez_compressed(tmp, images=images)
         else:
             caption = "%s generator%s on %s (%dx%d), iteration %d, seed %d" % (

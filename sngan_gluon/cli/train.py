@@ -29,10 +29,6 @@ def _gpu_list(text):
     return ids
 
 
-def _dataset_name(text):
-    return text.lower().replace("_", "-")  # as get_dataset reads names
-
-
 def _size_defaults():
     from ..models import MODELS
     return ", ".join("%s %d" % (arch, entry.default_size) for arch, entry in MODELS.items())
@@ -40,7 +36,7 @@ def _size_defaults():
 
 def build_parser(suppress_defaults=False):
     """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
-    from ..data import DATASETS
+    from ..data import DATASETS, dataset_key
     from ..losses import LOSSES
     from ..models import MODELS
     settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
@@ -52,7 +48,7 @@ def build_parser(suppress_defaults=False):
         argument_default=argparse.SUPPRESS if suppress_defaults else None)
     d = (lambda v: argparse.SUPPRESS) if suppress_defaults else (lambda v: v)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", type=_dataset_name, choices=DATASETS, default=d(_D.dataset),
+    data.add_argument("--dataset", type=dataset_key, choices=DATASETS, default=d(_D.dataset),
                       metavar="NAME", help="one of " + ", ".join(DATASETS))
     data.add_argument("--data-path", default=d(_D.data_path),
                       help="dataset root (CIFAR-10 is downloaded here); for --dataset folder "
