@@ -97,10 +97,13 @@ class TrainConfig:
     setting: Optional[str] = None
 
     def validate(self):
-        """Raise :class:`ConfigError` naming the first invalid setting."""
-        from .data import DATASETS, dataset_key
-        from .losses import LOSSES
-        from .models import MODELS
+        """Raise :class:`ConfigError` naming the first invalid setting; return self."""
+        self._check_numbers()
+        self._check_choices()
+        self._check_devices()
+        return self
+
+    def _check_numbers(self):
         positive = ("batch_size", "epochs", "n_dis", "z_dim", "power_iterations", "cpus",
                     "sample_every", "checkpoint_every", "log_every", "keep_checkpoints",
                     "eval_num")
@@ -114,15 +117,6 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError("%s must be a finite number, got %r" % (_flag(name), value))
-        _check_choice("dataset", dataset_key(self.dataset), DATASETS)
-        _check_choice("arch", self.arch, MODELS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
-        _check_choice("kvstore", self.kvstore, KVSTORES)
-        if self.setting is not None:
-            _check_choice("setting", self.setting, SETTINGS)
-        if self.image_size is not None:
-            self.resolved_image_size()
         if not self.lr > 0:
             raise ConfigError("--lr must be positive, got %r" % self.lr)
         for name in ("beta1", "beta2", "ema"):
@@ -139,13 +133,30 @@ class TrainConfig:
                               % self.mode_seeking)
         if self.eval_every < 0 or self.num_workers < 0:
             raise ConfigError("--eval-every and --num-workers must be >= 0")
+
+    def _check_choices(self):
+        """Names must be in the registries the command line builds its choices from."""
+        from .augment import parse_policy
+        from .data import DATASETS, dataset_key
+        from .losses import LOSSES
+        from .models import MODELS
+        _check_choice("dataset", dataset_key(self.dataset), DATASETS)
+        _check_choice("arch", self.arch, MODELS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
+        _check_choice("kvstore", self.kvstore, KVSTORES)
+        if self.setting is not None:
+            _check_choice("setting", self.setting, SETTINGS)
+        if self.image_size is not None:
+            self.resolved_image_size()
         if self.channels not in (1, 3):
             raise ConfigError("--channels must be 1 or 3, got %r" % self.channels)
-        from .augment import parse_policy
         try:
             parse_policy(self.diffaugment)
         except ValueError as err:
             raise ConfigError("--diffaugment: %s" % err)
+
+    def _check_devices(self):
         if self.sync_bn and not (self.gpus or self.use_gpu):
             raise ConfigError("--sync-bn needs GPUs (--gpus): MXNet's SyncBatchNorm waits on a "
                               "barrier that CPU contexts never reach")
@@ -156,7 +167,6 @@ class TrainConfig:
             raise ConfigError("--mode-seeking pairs the samples of each device: --batch-size %d "
                               "must split into even parts over %d devices"
                               % (self.batch_size, self.num_devices))
-        return self
 
     def resolved_image_size(self):
         """The image side of this run.

@@ -370,18 +370,17 @@ def _probe(url):
 
 def _fetch(url, path, md5):
     """Download ``url`` to ``path`` and check its MD5; raise on failure, leaving no file."""
-    digest = hashlib.md5()
     with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT) as response, \
             atomic_path(path) as partial:
         with open(partial, "wb") as fout, tqdm(total=response.length, unit="B", unit_scale=True,
                                                desc="downloading " + os.path.basename(path)) as bar:
             for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
                 fout.write(block)
                 bar.update(len(block))
-        if digest.hexdigest() != md5:
+        digest = file_digest(partial, "md5")
+        if digest != md5:
             raise OSError("the download of %s has MD5 %s, not %s (incomplete or changed)"
-                          % (url, digest.hexdigest(), md5))
+                          % (url, digest, md5))
 
 
 def _extract(archive, dest, names):
