@@ -125,6 +125,19 @@ def test_converted_network_trains_hybridized_and_u_advances_in_training_only(nam
     assert y0.shape == net(x).shape
 
 
+def test_a_hybridized_network_drops_its_cached_plain_graph():
+    net = _initialized("cifar_resnet20_v1")
+    net.hybridize(static_alloc=True)
+    x = _x(5)
+    plain = net(x).asnumpy()
+    spectral_norm(net)
+    converted = net(x).asnumpy()
+    assert not np.allclose(converted, plain, rtol=1e-3)
+    assert all(layer._active for layer in sn_layers(net))
+    net.hybridize(active=False)
+    np.testing.assert_allclose(net(x).asnumpy(), converted, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_export_and_symbolblock_imports_round_trip(name, tmp_path):
     net = spectral_norm(_initialized(name))
