@@ -198,7 +198,7 @@ def _check_block(block, function):
 def _convert_root(block, convert_one):
     """Run ``convert_one`` over ``block``'s descendants, or on ``block`` itself when it is a
     layer; returns the (possibly new) root."""
-    new = convert_one(block.name, block)
+    new = convert_one("", block)
     if new is block:
         _repoint(block, _walk(block, convert_one))
         _clear_cached_graphs(block)
@@ -216,8 +216,8 @@ def spectral_norm(block, power_iterations=1, epsilon=1e-12, exclude=None):
         As for the SN layers (:class:`~sngan_gluon.nn.SNConv2D`).
     exclude : callable(name, layer) -> bool, optional
         Layers to leave alone. ``name`` is the layer's path from ``block``
-        (``'features.0'``, ``'output'``: the keys of ``_collect_params_with_prefix``);
-        ``layer.name`` gives its Gluon name.
+        (``'features.0'``, ``'output'``: the keys of ``_collect_params_with_prefix``;
+        ``''`` for ``block`` itself); ``layer.name`` gives its Gluon name.
 
     Returns
     -------
@@ -298,7 +298,7 @@ def remove_spectral_norm(block):
     """
     _check_block(block, "remove_spectral_norm")
     found = [b for b in _blocks(block) if isinstance(b, SpectralNormMixin)]
-    unready = [b.name for b in found if b.weight._data is None]
+    unready = [b.name for b in found if b.weight._data is None or b.u._data is None]
     if unready:
         raise RuntimeError("remove_spectral_norm: the weights of %s are not initialized (call "
                            "initialize() and run one forward first); nothing was changed"

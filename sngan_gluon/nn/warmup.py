@@ -114,9 +114,10 @@ def warm_up(net, iterations=15, tol=1e-4, inputs=None):
         raise ValueError("warm_up: tol must be > 0 or None, got %r" % (tol,))
     layers = sn_layers(net)
     for layer in layers:
-        if layer.weight._data is None and not layer.weight._deferred_init:
-            raise RuntimeError("warm_up: %s is not initialized; call net.initialize() first"
-                               % layer.name)
+        for param in (layer.weight, layer.u):
+            if param._data is None and not param._deferred_init:
+                raise RuntimeError("warm_up: %s is not initialized; call net.initialize() "
+                                   "first" % param.name)
     pending = [layer.name for layer in layers if not weight_ready(layer)]
     if pending and inputs is not None:
         with autograd.pause(train_mode=False):
