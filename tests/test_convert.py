@@ -225,6 +225,10 @@ def test_exclude_leaves_the_chosen_layers_alone():
     assert "features.0" in seen and "head.linear" in seen
     assert type(net.features[0]) is nn.Conv2D and type(net.head.linear) is nn.Dense
     assert isinstance(net.features[2], SNConv2D)
+    net = get_discriminator("dcgan", sn=False, ch=64)
+    spectral_norm(net, exclude=lambda name, layer: layer is net.features)
+    assert not sn_layers(net.features)  # an excluded block's children are left alone too
+    assert isinstance(net.head.linear, SNDense)
 
 
 def test_converting_twice_changes_nothing_and_warns():

@@ -133,9 +133,10 @@ def _plain_twin(layer):
 
 
 def _walk(block, convert_one, path="", memo=None, seen=None):
-    """Apply ``convert_one(name, child) -> replacement or child`` to every descendant of
-    ``block``, putting each replacement in its parent's child slot; a child held in
-    several places is converted once. Returns {id(old): (old, new)} of what changed."""
+    """Apply ``convert_one(name, child)`` to every descendant of ``block``: it returns a
+    replacement, put in the parent's child slot; or ``child``, whose own children are
+    visited next; or None, leaving ``child`` and everything under it alone. A child held
+    in several places is converted once. Returns {id(old): (old, new)} of what changed."""
     memo = {} if memo is None else memo
     seen = set() if seen is None else seen
     if id(block) in seen:
@@ -148,9 +149,9 @@ def _walk(block, convert_one, path="", memo=None, seen=None):
         new = memo[id(child)][1]
         if new is child:
             _walk(child, convert_one, name + ".", memo, seen)
-        else:
+        elif new is not None:
             block._children[key] = new
-    return {key: pair for key, pair in memo.items() if pair[0] is not pair[1]}
+    return {key: pair for key, pair in memo.items() if pair[1] not in (None, pair[0])}
 
 
 def _repoint(root, replaced):
@@ -199,6 +200,8 @@ def _convert_root(block, convert_one):
     """Run ``convert_one`` over ``block``'s descendants, or on ``block`` itself when it is a
     layer; returns the (possibly new) root."""
     new = convert_one("", block)
+    if new is None:
+        return block
     if new is block:
         _repoint(block, _walk(block, convert_one))
         _clear_cached_graphs(block)
@@ -214,10 +217,11 @@ def spectral_norm(block, power_iterations=1, epsilon=1e-12, exclude=None):
         A network (converted in place) or a single layer (its twin is returned).
     power_iterations, epsilon
         As for the SN layers (:class:`~sngan_gluon.nn.SNConv2D`).
-    exclude : callable(name, layer) -> bool, optional
-        Layers to leave alone. ``name`` is the layer's path from ``block``
-        (``'features.0'``, ``'output'``: the keys of ``_collect_params_with_prefix``;
-        ``''`` for ``block`` itself); ``layer.name`` gives its Gluon name.
+    exclude : callable(name, block) -> bool, optional
+        Blocks to leave alone, with everything under them. ``name`` is the
+        block's path from ``block`` (``'features.0'``, ``'output'``: the keys of
+        ``_collect_params_with_prefix``; ``''`` for ``block`` itself); the
+        block's ``.name`` gives its Gluon name.
 
     Returns
     -------
@@ -249,7 +253,7 @@ def spectral_norm(block, power_iterations=1, epsilon=1e-12, exclude=None):
         if isinstance(layer, SpectralNormMixin):
             already.append(name)
         elif exclude is not None and exclude(name, layer):
-            pass
+            return None  # the block and everything under it
         elif type(layer) in SN_TWINS:
             try:
                 twin = _sn_twin(layer, power_iterations, epsilon)
