@@ -12,8 +12,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from sngan_gluon.models import get_discriminator
 from sngan_gluon.nn import (SNConv1D, SNConv2D, SNConv2DTranspose, SNConv3D, SNDense,
-                            SNEmbedding, SpectralNormMixin, remove_spectral_norm, spectral_norm,
-                            warm_up)
+                            SNEmbedding, remove_spectral_norm, spectral_norm, warm_up)
 from sngan_gluon.nn.convert import SN_TWINS, layer_config
 from sngan_gluon.nn.warmup import sn_layers
 

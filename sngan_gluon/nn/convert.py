@@ -37,6 +37,7 @@ _PLAIN = {sn: plain for plain, sn in SN_TWINS.items()}
 #: Power iterations run on ``u`` when a layer with an initialized weight is converted.
 ATTACH_ITERATIONS = 15
 
+
 def _activation(layer):
     return layer.act._act_type if layer.act is not None else None
 
@@ -268,16 +269,16 @@ def spectral_norm(block, power_iterations=1, epsilon=1e-12, exclude=None):
 
     root = _convert_root(block, convert_one)
     if not done or unknown:
-        _warn("spectral_norm", block, done, already, unknown)
+        _warn("spectral_norm", block, done, already, unknown, "no SN twin")
     return root
 
 
-def _warn(function, block, done, already, unknown):
+def _warn(function, block, done, already, unknown, why):
     parts = ["%s converted %d layer(s) of %s" % (function, len(done), type(block).__name__)]
     if already:
         parts.append("%d already spectrally normalized" % len(already))
     if unknown:
-        parts.append("left alone, no SN twin: " + ", ".join(
+        parts.append("left alone, %s: " % why + ", ".join(
             "%d %s" % (n, kind) for kind, n in sorted(unknown.items())))
     warnings.warn("; ".join(parts), UserWarning, stacklevel=3)
 
@@ -319,5 +320,5 @@ def remove_spectral_norm(block):
 
     root = _convert_root(block, convert_one)
     if not done or unknown:
-        _warn("remove_spectral_norm", block, done, [], unknown)
+        _warn("remove_spectral_norm", block, done, [], unknown, "subclasses of SN layers")
     return root
