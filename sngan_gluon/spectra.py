@@ -78,9 +78,10 @@ class SigmaMonitor:
     net : gluon.Block
         An initialized network, with or without SN layers; never modified.
     iterations, tol
-        Power iterations for plain layers, as in
-        :func:`~sngan_gluon.nn.warmup.iterate_to`: each call continues from the
-        previous call's ``u``, so after the first call a block or two suffices.
+        Power iterations for plain layers: the first call iterates to ``tol`` as
+        :func:`~sngan_gluon.nn.warmup.iterate_to` does; later calls continue from
+        the previous call's ``u`` by ``iterations`` steps, which follow weights
+        that moved between calls at no host round trip.
     seed : int
         Seed of the plain layers' first ``u`` (numpy's: MXNet's stream is left alone).
 
@@ -95,10 +96,11 @@ class SigmaMonitor:
 
     def _plain_sigma(self, path, layer):
         w_mat = layer_matrix(layer)
-        u = self._u.get(path)
+        u, tol = self._u.get(path), None
         if u is None:
             u = nd.array(self._rng.normal(size=(1, w_mat.shape[0])), ctx=w_mat.context)
-        sigma, self._u[path] = iterate_to(w_mat, u, self.iterations, self.tol)
+            tol = self.tol
+        sigma, self._u[path] = iterate_to(w_mat, u, self.iterations, tol)
         return sigma
 
     def __call__(self):
