@@ -279,6 +279,10 @@ def trainer_state(trainer):
 
 def save(trainer, ckpt_dir, keep):
     """Write ``trainer``'s state as a checkpoint in ``ckpt_dir``; returns its folder."""
+    # Under static_alloc, MXNet does not order reads from outside a graph after the
+    # graph's own writes (every ``u``, BatchNorm running statistics in the backward
+    # pass): wait for the devices, or a checkpoint may hold values one step old.
+    mx.nd.waitall()
     writers, state = trainer_state(trainer)
     return write_checkpoint(ckpt_dir, state["iteration"], writers, state, keep=keep)
 
