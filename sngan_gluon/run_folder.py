@@ -74,12 +74,18 @@ class RunFolder:
         except OSError as err:
             raise RunFolderError("--out-dir %s is not writable: %s"
                                  % (self.path, os.strerror(err.errno) if err.errno else err))
+        try:
+            self._prepare(config, num_classes, resume_state, resume_path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, config, num_classes, resume_state, resume_path):
         ckpt.remove_stale_temporaries(self.checkpoints)
         ckpt.remove_stale_temporaries(os.path.join(self.path, "best"))
         existing = ckpt.list_checkpoints(self.checkpoints, complete=False)
         inside = resume_path is not None and _inside(resume_path, self.path)
         if existing and not inside:
-            self.close()
             raise RunFolderError(
                 "%s already holds a run's checkpoints (newest %s): continue it with --resume %s, "
                 "or train into another --out-dir" % (self.path, os.path.basename(existing[-1][1]),

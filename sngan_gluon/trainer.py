@@ -221,21 +221,26 @@ class GANTrainer:
         """
         entries = self._built_in_extensions(evaluator) + self._extensions
         entries = [e for e in entries if self.is_chief or not e.chief_only]
-        state = self.load_checkpoint(resume) if resume is not None else None
-        if self.is_chief:
-            self.run = RunFolder(out_dir)
-            self.run.open(self.config, self.num_classes, resume_state=state, resume_path=resume)
-        self.progress_bar = self._make_bar(progress)
-        try:
-            with StopRequest() as stop:
+        self.run = RunFolder(out_dir) if self.is_chief else None
+        # A signal from here on stops between two iterations (before the first: at once).
+        with StopRequest() as stop:
+            try:
+                if resume is not None:
+                    state = self.load_checkpoint(resume)  # validated before out_dir is touched
+                    self.last_checkpoint = resume
+                if self.run is not None:
+                    self.run.open(self.config, self.num_classes,
+                                  resume_state=state if resume is not None else None,
+                                  resume_path=resume)
+                self.progress_bar = self._make_bar(progress)
                 self._loop(entries, stop)
-        finally:
-            for entry in entries:
-                getattr(entry.extension, "finalize", lambda trainer: None)(self)
-            if self.progress_bar is not None:
-                self.progress_bar.close()
-            if self.run is not None:
-                self.run.close()
+            finally:
+                for entry in entries:
+                    getattr(entry.extension, "finalize", lambda trainer: None)(self)
+                if self.progress_bar is not None:
+                    self.progress_bar.close()
+                if self.run is not None:
+                    self.run.close()
         return self.run.history if self.run is not None else []
 
     def _make_bar(self, progress):
@@ -253,6 +258,8 @@ class GANTrainer:
         self.start_time = self.clock()
         for entry in entries:
             getattr(entry.extension, "initialize", lambda trainer: None)(self)
+        if self.updater.any_worker_stops(stop.requested):
+            raise Interrupted(self.last_checkpoint, stop.signal_name or "a stop on another worker")
         while self.iteration < self.total_iterations:
             started = self.clock()
             self.observation = self.updater.update()
@@ -271,9 +278,9 @@ class GANTrainer:
         """Save the state between two whole iterations (rank 0) and raise Interrupted."""
         path = None
         if self.is_chief:
-            done = self.last_checkpoint and self.last_checkpoint.endswith(
-                ckpt.checkpoint_name(self.iteration))
-            path = self.last_checkpoint if done else self._snapshot(self)
+            saved = self.last_checkpoint is not None and os.path.basename(
+                os.path.normpath(self.last_checkpoint)) == ckpt.checkpoint_name(self.iteration)
+            path = self.last_checkpoint if saved else self._snapshot(self)
         raise Interrupted(path, signal_name)
 
 

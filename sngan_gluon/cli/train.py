@@ -178,8 +178,8 @@ def make_config(argv=None):
                     "on --resume" % (key.replace("_", "-"), value, getattr(config, key),
                                      ", ".join("--" + k.replace("_", "-")
                                                for k in config_mod.RESUMABLE_OVERRIDES)))
-        if out_dir is None:
-            out_dir = config.out_dir or os.path.dirname(os.path.dirname(ckpt_path))
+        if out_dir is None:  # where the checkpoint is now, even if the run was moved
+            out_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt_path)))
         return config.validate(), ckpt_path, out_dir
     setting = args.pop("setting")
     config = TrainConfig()
