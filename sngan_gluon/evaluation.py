@@ -33,6 +33,9 @@ SCORE_SETTINGS = dict(is_splits=10, kid_subsets=100, kid_subset_size=1000, prdc_
 precision/recall/density/coverage with k=5 on at most 10k images a set (as
 Naeem et al.; their cost grows with the square of the set size)."""
 
+DEFAULT_NUM_GENERATED = 50000
+"""Images drawn from a checkpoint for the Inception Score (Salimans et al. used 50k)."""
+
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -311,7 +314,7 @@ def _real_features(real, dataset, split, data_path, num_real, gen, extractor, ba
 
 
 def evaluate(checkpoint=None, images=None, real=None, dataset=None, split="train",
-             data_path=None, num=50000, protocol="paper", feature_net="tf-inception",
+             data_path=None, num=None, protocol="paper", feature_net="tf-inception",
              feature_net_params=None, batch_size=100, seed=0, ema=True, ctx=None,
              extractor=None):
     """Score a checkpoint's samples or image files against a real set (``sngan-evaluate``).
@@ -319,9 +322,9 @@ def evaluate(checkpoint=None, images=None, real=None, dataset=None, split="train
     Parameters
     ----------
     checkpoint, images : str
-        Exactly one: a run or checkpoint folder (``num`` samples drawn with
-        ``seed``, EMA weights if ``ema`` and kept), or a folder / ``.npz`` of images
-        (all of them, or the first ``num``).
+        Exactly one: a run or checkpoint folder (``num`` samples, default 50000,
+        drawn with ``seed``, EMA weights if ``ema`` and kept), or a folder /
+        ``.npz`` of images (all of them, or the first ``num``).
     real, dataset : str or None
         The real set: a folder / ``.npz``, or a dataset name (default: the
         checkpoint's) whose ``split`` under ``data_path`` is cached.
@@ -342,6 +345,8 @@ def evaluate(checkpoint=None, images=None, real=None, dataset=None, split="train
     if (num is not None and num <= 0) or batch_size <= 0:
         raise ValueError("--num and --batch-size must be positive")
     num_real, num_fid = protocol_sizes(protocol)
+    if num is None and checkpoint is not None:
+        num = DEFAULT_NUM_GENERATED
     fake, count, source, gen = _generated_source(checkpoint, images, num, seed, ema, ctx,
                                                  batch_size)
     extractor = extractor or get_feature_net(feature_net, feature_net_params, ctx, batch_size)

@@ -223,3 +223,12 @@ def test_convert_state_dict_maps_batch_norm_names_and_drops_the_classifier_bias(
     arrays = convert_state_dict(read_torch_state_dict(pth))
     assert "Mixed_7c.branch_pool.bn.gamma" in arrays and "fc.bias" not in arrays
     assert arrays["fc.weight"].shape == (1008, 2048) and arrays["fc.weight"].dtype == np.float32
+
+
+def test_a_params_file_of_another_network_gets_one_line(tmp_path):
+    import mxnet as mx
+    path = str(tmp_path / "other.params")
+    mx.nd.save(path, {"features.0.weight": mx.nd.zeros((2, 3))})
+    with pytest.raises(MetricsError, match="cannot load TF Inception weights") as info:
+        TFInceptionExtractor(params_file=path, root=str(tmp_path))
+    assert "\n" not in str(info.value)

@@ -72,11 +72,10 @@ def main(argv=None, extractor=None):
     if args.use_gpu:
         import mxnet as mx
         ctx = mx.gpu(0)
-    num = args.num if args.num is not None or args.images else 50000
     try:
         result = evaluate(checkpoint=args.checkpoint, images=args.images, real=args.real,
                           dataset=args.dataset, split=args.split, data_path=args.data_path,
-                          num=num, protocol=args.protocol, feature_net=args.feature_net,
+                          num=args.num, protocol=args.protocol, feature_net=args.feature_net,
                           feature_net_params=args.feature_net_params,
                           batch_size=args.batch_size, seed=args.seed, ema=args.ema, ctx=ctx,
                           extractor=extractor)
