@@ -36,8 +36,9 @@ def time_networks(args):
     for net in nets.values():
         net.extract(images)  # warm-up: graph building and oneDNN primitive creation
     seconds = {name: 0.0 for name in nets}
-    for _ in range(args.batches):
-        for name, net in nets.items():  # alternate, so that both meet the same load
+    for i in range(args.batches):
+        order = list(nets.items())[::1 if i % 2 == 0 else -1]
+        for name, net in order:  # alternate, first one then the other first: same load
             start = time.time()
             features, _ = net.extract(images)
             seconds[name] += time.time() - start

@@ -5,7 +5,6 @@ coverage, with the feature network, the protocol, the image counts and the real
 set. The work is :func:`sngan_gluon.evaluation.evaluate`; this module only
 parses flags.
 """
-import argparse
 import json
 import sys
 
