@@ -14,34 +14,34 @@ from sngan_gluon.cli import evaluate as evaluate_cli
 from sngan_gluon.cli import generate as generate_cli
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset
+from sngan_gluon import inception_weights
 from sngan_gluon.evaluation import training_evaluator
+from sngan_gluon.feature_nets import check_images
 from sngan_gluon.trainer import GANTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class StandInExtractor:
-    """The extractor interface with a fixed random projection instead of Inception."""
+    """The extractor interface (uint8 (N, H, W, 3) -> features, logits) with a fixed random
+    projection instead of Inception, so that end-to-end tests take seconds."""
 
     name = "stand-in"
 
     def __init__(self, dim=16, classes=10):
-        rng = np.random.RandomState(0)
+        self.rng = np.random.RandomState(0)
         self.w = None
         self.dim, self.classes = dim, classes
-        self.rng = rng
         self.calls = 0
 
     def extract(self, images):
-        x = images.asnumpy() if hasattr(images, "asnumpy") else np.asarray(images)
-        flat = x.reshape(len(x), -1).astype(np.float64)
+        check_images(images)
+        flat = np.asarray(images).reshape(len(images), -1).astype(np.float64) / 127.5 - 1
         if self.w is None:
             self.w = self.rng.normal(size=(flat.shape[1], self.dim)) / np.sqrt(flat.shape[1])
         feats = flat @ self.w
-        logits = feats[:, :self.classes] * 3
-        probs = np.exp(logits - logits.max(1, keepdims=True))
         self.calls += 1
-        return feats.astype(np.float32), (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+        return feats.astype(np.float32), (feats[:, :self.classes] * 3).astype(np.float32)
 
     __call__ = extract
 
@@ -104,11 +104,15 @@ def test_evaluate_end_to_end_prints_one_json_line(runs, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    assert result["is_num"] == 30 and result["fid_num_fake"] == 30
-    assert result["fid_protocol"] == "paper" and result["fid_num_real"] == 2048
-    assert result["fid_real_set"] == "synthetic/train" and result["feature_network"] == "stand-in"
+    assert result["is_num"] == 30 and result["num_fake"] == 30 and result["ema"] is True
+    assert result["protocol"] == "paper" and result["num_real"] == 2048
+    assert result["real_set"] == "synthetic/train" and result["feature_network"] == "stand-in"
     assert 1.0 <= result["is_mean"] <= 10.0 and result["fid"] > 0
-    # the real statistics were cached and are reused
+    assert result["kid_subset_size"] == 30 and result["kid_mean"] > 0
+    assert result["prdc_k"] == 5 and result["prdc_num"] == 30
+    for key in ("precision", "recall", "density", "coverage"):
+        assert result[key] >= 0, key
+    # the real features were cached and are reused
     cache = os.path.join(json.load(open(os.path.join(runs["uncond"], "config.json")))
                          ["data_path"], "fid_stats")
     assert len(os.listdir(cache)) == 1
@@ -118,14 +122,100 @@ def test_evaluate_end_to_end_prints_one_json_line(runs, capsys):
     assert extractor.calls - calls == 3  # only the 30 generated images this time
 
 
-def test_evaluate_without_weights_says_what_to_download(runs, tmp_path):
-    env = dict(os.environ, MXNET_HOME=str(tmp_path / "mxhome"))
-    result = subprocess.run([sys.executable, "-m", "sngan_gluon.evaluate", "--checkpoint",
-                             runs["uncond"], "--num", "10"], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT, env=env)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert "inceptionv3-" in result.stderr and "--inception-params" in result.stderr
+def test_scoring_a_checkpoint_equals_scoring_its_generated_npz(runs, tmp_path, capsys):
+    path = str(tmp_path / "s.npz")
+    assert generate_cli.main(["--checkpoint", runs["uncond"], "--num", "40", "--out", path,
+                              "--seed", "5"]) == 0
+    capsys.readouterr()
+    common = ["--dataset", "synthetic", "--batch-size", "16"]
+    for argv in (["--checkpoint", runs["uncond"], "--num", "40", "--seed", "5"],
+                 ["--images", path]):
+        assert evaluate_cli.main(argv + common, extractor=StandInExtractor()) == 0
+    first, second = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for key in ("is_mean", "fid", "kid_mean", "precision", "recall", "density", "coverage"):
+        assert first[key] == pytest.approx(second[key], rel=1e-6), key
+    assert second["images"] == path and "checkpoint" not in second
+
+
+def test_images_are_scored_against_real_files(tmp_path, capsys):
+    from PIL import Image
+    rng = np.random.RandomState(0)
+    real = tmp_path / "real"
+    real.mkdir()
+    for i in range(12):
+        Image.fromarray(rng.randint(0, 256, (8, 8, 3)).astype(np.uint8)).save(
+            str(real / ("%03d.png" % i)))
+    fake = str(tmp_path / "fake.npz")
+    np.savez(fake, images=rng.randint(0, 256, (15, 8, 8, 3)).astype(np.uint8))
+    assert evaluate_cli.main(["--images", fake, "--real", str(real)],
+                             extractor=StandInExtractor()) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_fake"] == 15 and result["num_real"] == 12
+    assert result["real_set"] == str(real) and result["kid_subset_size"] == 12
+
+
+def bad_inputs(tmp_path):
+    """(name, argv, expected words of the one-line error) for each kind of bad input."""
+    rng = np.random.RandomState(1)
+    good = rng.randint(0, 256, (20, 8, 8, 3)).astype(np.uint8)
+    files = {"float": good / 255.0, "gray": good[..., 0], "rgba": np.concatenate(
+        [good, good[..., :1]], axis=3), "few": good[:6]}
+    cases = []
+    for name, images in files.items():
+        path = str(tmp_path / ("%s.npz" % name))
+        np.savez(path, images=images)
+        cases.append((name, ["--images", path], {
+            "float": "must be uint8 in 0..255, got float64 in [0, 1]",
+            "gray": "grayscale", "rgba": "RGBA", "few": "too few images"}[name]))
+    other_key = str(tmp_path / "other.npz")
+    np.savez(other_key, x=good)
+    cases.append(("key", ["--images", other_key], "has no array 'images' (it has: x)"))
+    (tmp_path / "empty").mkdir()
+    cases.append(("empty", ["--images", str(tmp_path / "empty")], "holds no images"))
+    cases.append(("missing", ["--images", str(tmp_path / "nothing.npz")], "not found"))
+    return cases
+
+
+def test_bad_image_input_gets_one_line_and_exit_code_2(tmp_path, capsys):
+    real = str(tmp_path / "real.npz")
+    np.savez(real, images=np.random.RandomState(2).randint(0, 256, (20, 8, 8, 3)).astype(
+        np.uint8))
+    for name, argv, expected in bad_inputs(tmp_path):
+        code = evaluate_cli.main(argv + ["--real", real], extractor=StandInExtractor())
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, (name, err)
+    few = str(tmp_path / "few.npz")
+    assert evaluate_cli.main(["--images", few], extractor=StandInExtractor()) == 2
+    assert "--real DIR_OR_NPZ or --dataset NAME" in capsys.readouterr().err
+
+
+def test_checkpoint_and_images_are_exclusive_and_one_is_required(capsys):
+    for argv in ([], ["--checkpoint", "a", "--images", "b"]):
+        with pytest.raises(SystemExit) as info:
+            evaluate_cli.main(argv)
+        assert info.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_help_states_each_default_once_and_truly():
+    text = evaluate_cli.build_parser().format_help()
+    assert "default: True" not in text and "default: None" not in text
+    assert "(default: tf-inception)" in text and "(default: paper)" in text
+    for flag in ("--images", "--real", "--feature-net", "--feature-net-params", "--protocol"):
+        assert flag in text, flag
+
+
+def test_evaluate_without_weights_says_what_to_download(runs, tmp_path, monkeypatch, capsys):
+    def offline(url, path):
+        raise OSError("<urlopen error offline test>")
+
+    monkeypatch.setattr(inception_weights, "_download", offline)
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path / "mxhome"))
+    code = evaluate_cli.main(["--checkpoint", runs["uncond"], "--num", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert inception_weights.WEIGHTS_URL in err and "--feature-net-params" in err
 
 
 def test_training_logs_is_and_fid_and_keeps_the_best(tmp_path):
@@ -148,6 +238,11 @@ def test_training_logs_is_and_fid_and_keeps_the_best(tmp_path):
     # run's checkpoints/ folder names its newest
     assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "best")) == best[0][1]
     assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("iter_0000004")
+    scores = training_evaluator(config, extractor=StandInExtractor())(trainer)
+    for key in ("is_mean", "is_std", "fid", "kid_mean", "precision", "recall", "density",
+                "coverage"):
+        assert np.isfinite(scores[key]), key
+    assert scores["num_fake"] == 20 and scores["feature_network"] == "stand-in"
 
 
 @pytest.mark.parametrize("script, module", [("sngan-generate", generate_cli),

@@ -1,51 +1,17 @@
-"""Tests for sngan_gluon.metrics: IS, FID, feature statistics and the Inception wrapper."""
+"""Tests for sngan_gluon.metrics: IS, FID, KID, precision/recall and feature statistics."""
 import os
 
 import numpy as np
 import pytest
 
 import sngan_gluon  # noqa: F401  (makes mxnet importable)
-import mxnet as mx
-from sngan_gluon import metrics
-from sngan_gluon.metrics import (FID_PROTOCOLS, FeatureStats, InceptionExtractor, MetricsError,
-                                 compute_statistics, fid_from_stats, frechet_distance,
-                                 generator_batches, inception_score, real_statistics)
-
-
-class TableExtractor(object):
-    """Stand-in for InceptionExtractor: image i carries its row index in pixel (0, 0, 0)."""
-
-    def __init__(self, features, probs):
-        self.features, self.probs, self.calls = features, probs, 0
-
-    def extract(self, images):
-        self.calls += 1
-        images = images.asnumpy() if isinstance(images, mx.nd.NDArray) else images
-        rows = images[:, 0, 0, 0].astype(np.int64)
-        return self.features[rows].astype(np.float32), self.probs[rows].astype(np.float32)
-
-
-def index_batches(num, batch_size=64):
-    """Images (n, 1, 2, 2) whose first pixel is their index, via generator_batches."""
-    state = {"next": 0}
-
-    def sample(n):
-        out = np.zeros((n, 1, 2, 2), np.float32)
-        out[:, 0, 0, 0] = np.arange(state["next"], state["next"] + n)
-        state["next"] += n
-        return mx.nd.array(out)
-
-    return generator_batches(sample, num, batch_size)
+from sngan_gluon.metrics import (FID_PROTOCOLS, FeatureStats, fid_from_stats, frechet_distance,
+                                 inception_score, inception_score_of_logits,
+                                 kernel_inception_distance, precision_recall_density_coverage)
 
 
 def is_through_pipeline(probs, splits=10):
-    features = np.zeros((len(probs), 4))
-    features[:, 0] = np.arange(len(probs))
-    extractor = TableExtractor(features, probs)
-    stats, collected = compute_statistics(index_batches(len(probs)), extractor)
-    assert stats.n == len(probs)
-    np.testing.assert_allclose(collected, probs, atol=1e-7)
-    return inception_score(collected, splits=splits)
+    return inception_score(probs, splits=splits)
 
 
 def gaussian_samples(mu, var, n, seed=0):
@@ -130,22 +96,10 @@ def test_fid_is_finite_for_singular_covariances():
     assert np.isfinite(fid_from_stats(FeatureStats().update(low_rank), full))
 
 
-def test_fid_retries_with_eps_when_the_square_root_is_not_finite(monkeypatch):
-    real_sqrtm, calls = metrics.linalg.sqrtm, []
-
-    def sqrtm_failing_once(a, disp=True):
-        calls.append(a.copy())
-        if len(calls) == 1:  # what scipy returns for some singular products
-            return np.full_like(a, np.nan), np.inf
-        return real_sqrtm(a, disp=disp)
-
-    monkeypatch.setattr(metrics.linalg, "sqrtm", sqrtm_failing_once)
-    a, b, eps = np.array([1.0, 4.0]), np.array([9.0, 0.0]), 1e-2
-    got = frechet_distance(np.zeros(2), np.diag(a), np.zeros(2), np.diag(b), eps=eps)
-    assert len(calls) == 2
-    np.testing.assert_allclose(calls[1], np.diag((a + eps) * (b + eps)))
-    expected = np.sum(a + b - 2 * np.sqrt((a + eps) * (b + eps)))
-    assert got == pytest.approx(expected, rel=1e-9)
+def test_fid_needs_no_regularization_when_the_product_is_singular():
+    # diag(1, 4) and diag(9, 0): Tr sqrt(S1 S2) = sqrt(9) + sqrt(0), exactly
+    got = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.zeros(2), np.diag([9.0, 0.0]))
+    assert got == pytest.approx(1 + 4 + 9 - 2 * 3, rel=1e-12)
 
 
 def test_fid_of_constant_features_is_squared_mean_distance():
@@ -154,7 +108,7 @@ def test_fid_of_constant_features_is_squared_mean_distance():
 
 
 def test_fid_rejects_non_psd_and_mismatched_inputs():
-    with pytest.raises(ValueError, match="imaginary"):
+    with pytest.raises(ValueError, match="positive semi-definite"):
         frechet_distance(np.zeros(3), -np.eye(3), np.zeros(3), np.eye(3))
     with pytest.raises(ValueError, match="sigma1"):
         frechet_distance(np.zeros(3), np.eye(4), np.zeros(3), np.eye(3))
@@ -196,108 +150,80 @@ def test_feature_stats_save_load_round_trip(tmp_path):
     assert os.listdir(str(tmp_path)) == ["stats.npz"]  # no temporary file left
 
 
-# ---- streaming helpers ----------------------------------------------------------------
-
-def test_generator_batches_yields_num_images_in_batches():
-    sizes = [b.shape[0] for b in generator_batches(lambda n: np.zeros((n, 3, 4, 4)), 250, 100)]
-    assert sizes == [100, 100, 50]
-    with pytest.raises(ValueError, match="returned"):
-        list(generator_batches(lambda n: np.zeros((1, 3, 4, 4)), 5, 2))
-
-
-def test_real_statistics_computes_caches_and_reuses(tmp_path):
-    rng = np.random.RandomState(10)
-    extractor = TableExtractor(rng.normal(size=(100, 5)), np.full((100, 4), 0.25))
-    cache = str(tmp_path / "fid_stats" / "real.npz")
-    first = real_statistics(index_batches(100, 30), cache, extractor)
-    assert os.path.isfile(cache) and extractor.calls == 4
-    second = real_statistics(index_batches(100, 30), cache, extractor)
-    assert extractor.calls == 4  # served from the cache
-    np.testing.assert_allclose(second.cov, first.cov)
-    np.testing.assert_allclose(first.cov, np.cov(extractor.features.astype(np.float32),
-                                                 rowvar=False), rtol=1e-5)
-
-
-@pytest.mark.parametrize("content", [b"not a zip file", "missing_sigma"])
-def test_real_statistics_recomputes_a_corrupt_cache(tmp_path, content):
-    cache = str(tmp_path / "real.npz")
-    if content == "missing_sigma":
-        np.savez(cache, mu=np.zeros(5))
-    else:
-        with open(cache, "wb") as f:
-            f.write(content)
-    extractor = TableExtractor(np.random.RandomState(11).normal(size=(40, 5)),
-                               np.full((40, 4), 0.25))
-    stats = real_statistics(index_batches(40, 40), cache, extractor)
-    assert extractor.calls == 1 and stats.n == 40
-    np.testing.assert_allclose(FeatureStats.load(cache).mean, stats.mean)
-
-
 def test_fid_protocols_are_paper_and_50k():
     assert FID_PROTOCOLS["paper"] == dict(num_real=10000, num_fake=5000)
     assert FID_PROTOCOLS["50k"] == dict(num_real=50000, num_fake=50000)
 
 
-# ---- Inception-v3 wrapper -------------------------------------------------------------
+# ---- Inception Score of logits -------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def random_inception():
-    return InceptionExtractor(pretrained=False, batch_size=3)
-
-
-def test_inception_features_and_probs_for_small_rgb_and_gray_images(random_inception):
-    rng = np.random.RandomState(12)
-    rgb = rng.uniform(-1, 1, size=(4, 3, 32, 32)).astype(np.float32)
-    features, probs = random_inception.extract(mx.nd.array(rgb))  # 2 forward passes of <= 3
-    assert features.shape == (4, 2048) and features.dtype == np.float32
-    assert probs.shape == (4, 1000)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    assert np.isfinite(features).all()
-    gray = rgb[:2, :1]
-    f_gray, p_gray = random_inception(gray)  # numpy input, tiled to RGB
-    f_tiled, _ = random_inception.extract(np.tile(gray, (1, 3, 1, 1)))
-    assert f_gray.shape == (2, 2048) and p_gray.shape == (2, 1000)
-    np.testing.assert_allclose(f_gray, f_tiled, rtol=1e-5, atol=1e-5)
+def test_is_of_logits_is_is_of_their_softmax_and_shuffles_with_a_seed():
+    rng = np.random.RandomState(14)
+    logits = rng.normal(size=(50, 6)) * 3
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert inception_score_of_logits(logits, 5, shuffle_seed=None) == pytest.approx(
+        inception_score(probs, 5))
+    shuffled = probs[np.random.RandomState(7).permutation(50)]
+    assert inception_score_of_logits(logits, 5, shuffle_seed=7) == pytest.approx(
+        inception_score(shuffled, 5))
+    assert inception_score_of_logits(logits, 5, 7) != pytest.approx(
+        inception_score_of_logits(logits, 5, None))  # the order matters to the splits
 
 
-def test_inception_rejects_four_channel_images(random_inception):
-    with pytest.raises(ValueError, match="C = 1 or 3"):
-        random_inception.extract(np.zeros((1, 4, 8, 8), np.float32))
+# ---- Kernel Inception Distance --------------------------------------------------------
+
+def naive_kid(x, y, subsets, size, seed):
+    """The unbiased MMD^2 written out pair by pair."""
+    rng, values = np.random.RandomState(seed), []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), size, replace=False)]
+        b = y[rng.choice(len(y), size, replace=False)]
+        k = lambda u, v: (u.dot(v) / x.shape[1] + 1) ** 3  # noqa: E731
+        xx = sum(k(a[i], a[j]) for i in range(size) for j in range(size) if i != j)
+        yy = sum(k(b[i], b[j]) for i in range(size) for j in range(size) if i != j)
+        xy = sum(k(a[i], b[j]) for i in range(size) for j in range(size))
+        values.append((xx + yy) / (size * (size - 1)) - 2 * xy / size ** 2)
+    return np.mean(values), np.std(values)
 
 
-def test_inception_params_file_loads_the_same_weights(random_inception, tmp_path):
-    path = str(tmp_path / "inception.params")
-    net = __import__("gluoncv").model_zoo.get_model("inceptionv3", pretrained=False)
-    InceptionExtractor._init_random(net, mx.cpu())
-    net.save_parameters(path)
-    loaded = InceptionExtractor(params_file=path)
-    assert loaded.name.startswith("inceptionv3-") and loaded.name != "inceptionv3-random"
-    x = np.random.RandomState(13).uniform(-1, 1, size=(1, 3, 16, 16)).astype(np.float32)
-    np.testing.assert_allclose(loaded.extract(x)[0], random_inception.extract(x)[0],
-                               rtol=1e-4, atol=1e-4)
-    with pytest.raises(MetricsError, match="not found"):
-        InceptionExtractor(params_file=str(tmp_path / "missing.params"))
-    garbage = tmp_path / "garbage.params"
-    garbage.write_bytes(b"not mxnet parameters")
-    with pytest.raises(MetricsError, match="Invalid NDArray file format") as info:
-        InceptionExtractor(params_file=str(garbage))
-    assert "\n" not in str(info.value)
+def test_kid_equals_the_pairwise_definition():
+    rng = np.random.RandomState(15)
+    x, y = rng.normal(size=(30, 8)), rng.normal(size=(25, 8)) + 0.3
+    got = kernel_inception_distance(x, y, subsets=4, subset_size=6, seed=3)
+    np.testing.assert_allclose(got, naive_kid(x, y, 4, 6, 3), rtol=1e-10)
 
 
-def test_pretrained_inception_offline_raises_one_clear_line(tmp_path, monkeypatch):
-    from gluoncv.model_zoo import model_store
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.RandomState(16)
+    x, y = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
+    same, _ = kernel_inception_distance(x, y, subsets=10, subset_size=100)
+    shifted, _ = kernel_inception_distance(x, y + 1.0, subsets=10, subset_size=100)
+    assert abs(same) < 0.05 < shifted
 
-    def no_network(*args, **kwargs):
-        raise RuntimeError("Failed downloading url (offline test)")
 
-    monkeypatch.setenv("MXNET_HOME", str(tmp_path))
-    monkeypatch.setattr(model_store, "download", no_network)
-    with pytest.raises(MetricsError) as info:
-        InceptionExtractor(pretrained=True)
-    message = str(info.value)
-    assert "\n" not in message
-    assert "inceptionv3-%s.params" % model_store.short_hash("inceptionv3") in message
-    assert "inceptionv3-a5050dbc.params" in message
-    assert os.path.join(str(tmp_path), "models") in message
-    assert "--inception-params" in message
-    assert metrics.socket.getdefaulttimeout() is None  # the short timeout was restored
+def test_kid_refuses_subsets_larger_than_a_set():
+    with pytest.raises(ValueError, match="KID subsets of 50"):
+        kernel_inception_distance(np.zeros((40, 3)), np.zeros((60, 3)), subset_size=50)
+
+
+# ---- precision, recall, density, coverage ---------------------------------------------
+
+def test_prdc_equals_the_authors_package():
+    prdc = pytest.importorskip("prdc")
+    rng = np.random.RandomState(17)
+    real = rng.normal(size=(120, 10))
+    fake = rng.normal(size=(90, 10)) * 1.3 + 0.4
+    expected = prdc.compute_prdc(real, fake, nearest_k=5)
+    got = precision_recall_density_coverage(real, fake, nearest_k=5, block=37)  # uneven blocks
+    for key in ("precision", "recall", "density", "coverage"):
+        assert got[key] == pytest.approx(float(expected[key]), abs=1e-12), key
+
+
+def test_prdc_of_a_set_against_itself_is_perfect_and_of_a_far_set_is_zero():
+    x = np.random.RandomState(18).normal(size=(60, 4))
+    same = precision_recall_density_coverage(x, x.copy())
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    far = precision_recall_density_coverage(x, x + 100.0)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    with pytest.raises(ValueError, match="more than 5"):
+        precision_recall_density_coverage(x[:5], x)

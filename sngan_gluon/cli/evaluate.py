@@ -1,107 +1,87 @@
-"""``python -m sngan_gluon.evaluate`` / ``sngan-evaluate``: IS and FID of a checkpoint.
+"""``python -m sngan_gluon.evaluate`` / ``sngan-evaluate``: scores of a checkpoint or of images.
 
-Prints one JSON line: ``is_mean``, ``is_std`` (over 10 splits of ``--num``
-images), ``fid`` with its protocol (generated and real image counts, the real
-set), and the feature network. Real-set statistics are computed once per
-dataset, split, size and count and cached under ``<data-path>/fid_stats/``.
+Prints one JSON line: Inception Score, FID, KID, precision, recall, density and
+coverage, with the feature network, the protocol, the image counts and the real
+set. The work is :func:`sngan_gluon.evaluation.evaluate`; this module only
+parses flags.
 """
-import argparse
 import json
 import sys
 
-import numpy as np
-
-from . import OneLineParser
+from . import EXIT_USER_ERROR, OneLineParser
 
 
 def build_parser():
-    parser = OneLineParser(prog="python -m sngan_gluon.evaluate",
-                     description="Inception Score and FID of a trained generator.",
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run folder (its newest checkpoint) or a checkpoint folder")
-    parser.add_argument("--num", type=int, default=50000,
-                        help="generated images for the Inception Score (FID uses the "
-                             "protocol's count of them)")
-    parser.add_argument("--fid-protocol", choices=("paper", "50k"), default="paper",
-                        help="paper: 10k real / 5k generated (as Miyato et al.); 50k: 50k / 50k")
-    parser.add_argument("--dataset", default=None,
-                        help="real set for FID (default: the run's dataset)")
-    parser.add_argument("--data-path", default=None,
-                        help="dataset root and statistics cache (default: the run's)")
+    from ..feature_nets import FEATURE_NETS
+    from ..metrics import FID_PROTOCOLS
+    parser = OneLineParser(prog="sngan-evaluate", description=(
+        "IS, FID, KID and precision/recall/density/coverage of a trained generator or of any "
+        "images. With the default TF Inception network the scores are comparable with the "
+        "papers'."))
+    fake = parser.add_mutually_exclusive_group(required=True)
+    fake.add_argument("--checkpoint", help="a run folder (its newest checkpoint) or a "
+                                           "checkpoint folder")
+    fake.add_argument("--images", metavar="DIR_OR_NPZ",
+                      help="score these images instead: a folder of RGB image files of one "
+                           "size, or an .npz with 'images' uint8 (N, H, W, 3)")
+    parser.add_argument("--real", metavar="DIR_OR_NPZ",
+                        help="the real set as files (same forms as --images), instead of "
+                             "--dataset")
+    parser.add_argument("--dataset", help="the real set by dataset name, e.g. cifar10; "
+                                          "default: the checkpoint's dataset")
     parser.add_argument("--split", choices=("train", "test"), default="train",
-                        help="which split of the real set FID compares with")
-    parser.add_argument("--inception-params", default=None,
-                        help="local Inception-v3 weights (gluoncv inceptionv3 .params)")
-    parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed")
+                        help="split of --dataset (default: train, as the SN-GAN paper)")
+    parser.add_argument("--data-path", help="dataset root, where real features are cached "
+                                            "(default: the run's, or ./data)")
+    parser.add_argument("--num", type=int, default=None,
+                        help="generated images for the Inception Score (default: 50000 from a "
+                             "checkpoint, all of --images); FID, KID and precision/recall use "
+                             "the protocol's count of them")
+    parser.add_argument("--protocol", "--fid-protocol", dest="protocol",
+                        choices=tuple(FID_PROTOCOLS), default="paper",
+                        help="paper: 5k generated against 10k real (Miyato et al. 2018); "
+                             "50k: 50k against 50k (default: paper)")
+    parser.add_argument("--feature-net", choices=tuple(FEATURE_NETS), default="tf-inception",
+                        help="tf-inception: TensorFlow's 2015 Inception, the papers' network; "
+                             "gluoncv: gluoncv's Inception-v3, comparable only among its own "
+                             "scores (default: tf-inception)")
+    parser.add_argument("--feature-net-params", metavar="FILE",
+                        help="local weights: for tf-inception the published "
+                             "weights-inception-2015-12-05-6726825d.pth or its converted "
+                             ".params, for gluoncv its inceptionv3 .params (default: downloaded "
+                             "once to ~/.mxnet/models)")
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="images per forward pass (default: 100)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     parser.add_argument("--no-ema", dest="ema", action="store_false",
-                        help="evaluate the raw generator even if the run kept an EMA")
+                        help="score the raw generator, not the EMA weights a run kept")
     parser.add_argument("--use-gpu", action="store_true", help="run on GPU 0")
     return parser
 
 
-def run(args, extractor=None):
-    """Evaluate; returns the result dict. ``extractor`` replaces Inception (tests)."""
-    from ..data import get_dataset
-    from ..evaluation import protocol_sizes, real_batches, real_stats_cache_path
-    from ..metrics import FeatureStats, InceptionExtractor, fid_from_stats, inception_score
-    from ..metrics import real_statistics
-    from ..sampling import LoadedGenerator
-    ctx = None
-    if args.use_gpu:
-        from ..config import TrainConfig
-        from ..trainer import get_contexts
-        ctx = get_contexts(TrainConfig(use_gpu=True))[0]
-    if args.num <= 0 or args.batch_size <= 0:
-        raise ValueError("--num and --batch-size must be positive")
-    gen = LoadedGenerator(args.checkpoint, ctx=ctx, use_ema=args.ema)
-    if extractor is None:
-        kwargs = {"ctx": ctx} if ctx is not None else {}
-        extractor = InceptionExtractor(params_file=args.inception_params,
-                                       batch_size=args.batch_size, **kwargs)
-    name = args.dataset or gen.config["dataset"]
-    root = args.data_path or gen.config["data_path"]
-    num_real, num_fid = protocol_sizes(args.fid_protocol)
-    num_fid = min(num_fid, args.num)
-    dataset = get_dataset(name, root=root, image_size=gen.image_size, channels=gen.channels,
-                          train=args.split == "train")
-    num_real = min(num_real, len(dataset.images))
-    net_name = getattr(extractor, "name", "inceptionv3")
-    cache = real_stats_cache_path(root, name, args.split, gen.image_size, num_real, net_name)
-    real = real_statistics(real_batches(dataset, num_real, args.batch_size), cache, extractor)
-    fake_stats, probs, seen = FeatureStats(), [], 0
-    for batch in gen.generate(args.num, seed=args.seed, batch_size=args.batch_size):
-        features, p = extractor.extract(batch)
-        take = max(0, min(len(features), num_fid - seen))
-        if take:
-            fake_stats.update(features[:take])
-        seen += len(features)
-        probs.append(p)
-    is_mean, is_std = inception_score(np.concatenate(probs), splits=10)
-    return {
-        "checkpoint": gen.path, "iteration": gen.iteration, "ema": gen.ema,
-        "is_mean": float(is_mean), "is_std": float(is_std), "is_num": args.num,
-        "fid": float(fid_from_stats(fake_stats, real)),
-        "fid_protocol": args.fid_protocol, "fid_num_fake": num_fid, "fid_num_real": num_real,
-        "fid_real_set": "%s/%s" % (name, args.split), "feature_network": net_name,
-        "note": "gluoncv Inception-v3: comparable across runs of this package, not digit for "
-                "digit with papers that used the TensorFlow Inception graph",
-    }
-
-
 def main(argv=None, extractor=None):
+    """Parse ``argv``, evaluate, print the JSON line; ``extractor`` replaces the network (tests)."""
     args = build_parser().parse_args(argv)
     from ..checkpoint import CheckpointError
     from ..config import ConfigError
     from ..data import DatasetError
+    from ..evaluation import evaluate
     from ..metrics import MetricsError
+    ctx = None
+    if args.use_gpu:
+        import mxnet as mx
+        ctx = mx.gpu(0)
     try:
-        result = run(args, extractor=extractor)
+        result = evaluate(checkpoint=args.checkpoint, images=args.images, real=args.real,
+                          dataset=args.dataset, split=args.split, data_path=args.data_path,
+                          num=args.num, protocol=args.protocol, feature_net=args.feature_net,
+                          feature_net_params=args.feature_net_params,
+                          batch_size=args.batch_size, seed=args.seed, ema=args.ema, ctx=ctx,
+                          extractor=extractor)
     except (ConfigError, CheckpointError, DatasetError, MetricsError, ValueError,
             OSError) as err:
         print("error: %s" % err, file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     print(json.dumps(result, sort_keys=True))
     return 0
 
