@@ -98,9 +98,14 @@ def float_noise(model, steps, seed=0):
                                / max(np.linalg.norm(r), 1e-30))
             w = max(v for k, v in errs.items() if not k.endswith(".u"))
             u = max(v for k, v in errs.items() if k.endswith(".u"))
-            worst = max(errs, key=errs.get)
+            d32, d64 = tw.torch_tensors(t32.D), tw.torch_tensors(t64.D)
+            sigma = max(abs(tw._next_sigma(d32[k[:-2] + ".weight"].detach().numpy(),
+                                           d32[k].detach().numpy())
+                            / tw._next_sigma(d64[k[:-2] + ".weight"].detach().numpy(),
+                                             d64[k].detach().numpy()) - 1)
+                        for k in d32 if k.endswith(".u"))
             print("%-5s torch float32 vs float64                      step %5d  weights %.1e  "
-                  "u %.1e  (largest: %s)" % (model, step, w, u, worst), flush=True)
+                  "u %.1e  sigma %.1e" % (model, step, w, u, sigma), flush=True)
 
 
 def modes_covered(samples, modes=8, radius=2.0, within=0.1, share=0.01):
@@ -114,16 +119,19 @@ def modes_covered(samples, modes=8, radius=2.0, within=0.1, share=0.01):
     return int((counts >= share * len(samples)).sum()), float(near.mean())
 
 
-def gan(seeds, steps, z_dim=16):
+RUNS = {"separate": ("mxnet hybrid, D(real), D(fake)", True, "separate"),
+        "concat": ("mxnet hybrid, D(real+fake)", True, "concat"),
+        "torch": ("pytorch parametrizations", None, "separate")}
+
+
+def gan(seeds, steps, runs, z_dim=16):
     from mxnet import nd
     import torch
     print("MLP GAN on 8 Gaussians (radius 2, std 0.02), z %d, batch 256, Adam 1e-4 (0.5, 0.9), "
           "%d iterations; modes with >= 1%% of 2000 samples within 0.1" % (z_dim, steps))
     for seed in range(seeds):
         row = []
-        for name, hybridize, d_call in (("mxnet hybrid, D(real), D(fake)", True, "separate"),
-                                        ("mxnet hybrid, D(real+fake)", True, "concat"),
-                                        ("pytorch parametrizations", None, "separate")):
+        for name, hybridize, d_call in (RUNS[run] for run in runs):
             gluon_side, torch_side = tw.build("mlp", seed, z_dim=z_dim, hidden=128,
                                               hybridize=bool(hybridize))
             side = gluon_side if hybridize is not None else torch_side
@@ -150,6 +158,8 @@ def main():
                         help="lock-step iterations of the standard CNN")
     parser.add_argument("--gan-steps", type=int, default=5000)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--gan-runs", nargs="+", choices=sorted(RUNS),
+                        default=["separate", "concat", "torch"])
     args = parser.parse_args()
     tw.torch.set_num_threads(1)
     if args.part in ("divergence", "all"):
@@ -164,7 +174,7 @@ def main():
             for hybridize in (True, False):
                 divergence("dcgan", flavour, hybridize, "separate", args.cnn_steps)
     if args.part in ("gan", "all"):
-        gan(args.seeds, args.gan_steps)
+        gan(args.seeds, args.gan_steps, args.gan_runs)
 
 
 if __name__ == "__main__":

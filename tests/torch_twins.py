@@ -373,7 +373,8 @@ def sigma_errors(gluon_net, torch_net):
     errors = {}
     for name in (n for n in params if n.endswith(".u")):
         layer = name[:-len(".u")]
-        ours = _next_sigma(params[layer + ".weight"].data().asnumpy(), params[name].data().asnumpy())
+        ours = _next_sigma(params[layer + ".weight"].data().asnumpy(),
+                           params[name].data().asnumpy())
         theirs = _next_sigma(tensors[layer + ".weight"].detach().numpy(),
                              tensors[name].detach().numpy())
         errors["D/%s.sigma" % layer] = abs(ours - theirs) / theirs
