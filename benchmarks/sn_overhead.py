@@ -7,7 +7,13 @@ Forward + backward of the discriminator of Miyato et al. (2018), appendix table 
 noise hits both alike, and the ratio of medians is printed. A small MLP is timed
 the same way to show the fixed per-layer cost where there is little else.
 
-    python benchmarks/sn_overhead.py [--batch-size 64] [--repeats 30]
+The full GAN step is the trainer's iteration on the package's standard CNN pair
+(``get_generator``/``get_discriminator('dcgan')``, n_dis 1): G forward, D forward
+and backward on real and fake concatenated, D's Adam step, then G and D forward
+and backward and G's Adam step; once with SN discriminator layers, once with
+plain ones, interleaved.
+
+    python benchmarks/sn_overhead.py [--batch-size 64] [--repeats 30] [--full-repeats 20]
 """
 import argparse
 import time
@@ -16,9 +22,11 @@ import numpy as np
 
 import sngan_gluon  # noqa: F401
 import mxnet as mx
-from mxnet import autograd, nd
+from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
+from sngan_gluon.losses import hinge_d, hinge_g
+from sngan_gluon.models import get_discriminator, get_generator
 from sngan_gluon.nn import SNConv2D, SNDense
 
 
@@ -69,10 +77,60 @@ def compare(make, x, repeats):
     return {sn: float(np.median(t)) for sn, t in times.items()}
 
 
+class FullStep:
+    """One n_dis = 1 iteration of the standard-CNN GAN, as the trainer runs it."""
+
+    def __init__(self, sn, batch_size):
+        mx.random.seed(0)
+        self.G, self.D = get_generator("dcgan"), get_discriminator("dcgan", sn=sn)
+        for net in (self.G, self.D):
+            net.initialize()
+        self.D(self.G(nd.zeros((2, 128))))
+        for net in (self.G, self.D):
+            net.hybridize(static_alloc=True, static_shape=True)
+        opt = dict(learning_rate=2e-4, beta1=0.5, beta2=0.999)
+        self.g_trainer = gluon.Trainer(self.G.collect_params(), "adam", dict(opt))
+        self.d_trainer = gluon.Trainer(self.D.collect_params(), "adam", dict(opt))
+        self.real = nd.random.uniform(-1, 1, shape=(batch_size, 3, 32, 32))
+        self.z = nd.random.normal(shape=(batch_size, 128))
+
+    def __call__(self):
+        with autograd.train_mode():
+            fake = self.G(self.z)
+        with autograd.record():
+            out = self.D(nd.concat(self.real, fake, dim=0))
+            half = self.real.shape[0]
+            loss = hinge_d(out[:half], out[half:])
+        loss.backward()
+        self.d_trainer.step(1)
+        with autograd.record():
+            loss = hinge_g(self.D(self.G(self.z)))
+        loss.backward()
+        self.g_trainer.step(1)
+        nd.waitall()
+
+
+def compare_full_step(batch_size, repeats):
+    steps = {sn: FullStep(sn, batch_size) for sn in (False, True)}
+    for _ in range(2):
+        for sn in (False, True):
+            steps[sn]()
+    times = {False: [], True: []}
+    for _ in range(repeats):
+        for sn in (False, True):
+            start = time.perf_counter()
+            steps[sn]()
+            times[sn].append(time.perf_counter() - start)
+    ratios = np.array(times[True]) / np.array(times[False])
+    return {sn: float(np.median(t)) for sn, t in times.items()}, float(np.median(ratios))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--full-repeats", type=int, default=20,
+                        help="interleaved pairs of full GAN steps (0: skip)")
     args = parser.parse_args()
     cases = (
         ("standard-CNN D, 32x32", standard_cnn_discriminator,
@@ -85,6 +143,11 @@ def main():
         print("%-24s plain %8.2f ms   SN %8.2f ms   SN/plain %.3f  (+%.2f ms)"
               % (name, t[False] * 1e3, t[True] * 1e3, t[True] / t[False],
                  (t[True] - t[False]) * 1e3))
+    if args.full_repeats:
+        t, pair_ratio = compare_full_step(args.batch_size, args.full_repeats)
+        print("full GAN step, dcgan     plain %8.2f ms   SN %8.2f ms   SN/plain %.3f  "
+              "(median of per-pair ratios %.3f)"
+              % (t[False] * 1e3, t[True] * 1e3, t[True] / t[False], pair_ratio))
 
 
 if __name__ == "__main__":

@@ -36,11 +36,27 @@ whole update is native graph code: no Python callback, the same operators
 hybridized or not, and no custom operator to register before ``SymbolBlock``
 can import an exported network.
 
-One caveat: under ``hybridize(static_alloc=True)`` MXNet does not order a read
-of ``u`` from *outside* the graph (``u.data().asnumpy()``, a kvstore broadcast)
-after the in-graph write. The layer's output depends on the write, so waiting
-for the output (or ``nd.waitall()``) before reading or saving ``u`` is enough;
-the trainer does so.
+Ordering
+~~~~~~~~
+MXNet 1.9.1 runs a ``static_alloc`` graph's nodes as engine operations whose
+dependencies are their inputs (read) and outputs and resources (written); an input
+an operator mutates is declared as *read* only. So the engine does not order the
+write of ``u`` before a later read of ``u``: when a hybridized discriminator is
+called twice in one step (``D(real)``, then ``D(fake)``), the second call could
+read ``u`` before the first call's write had run. It did, at random, and the
+hybridized network then drifted away from the imperative one (and from PyTorch)
+within a few steps. The layer therefore fences every write: a second ``Dropout``
+on the written value follows the write, and every read of ``u`` waits for the
+``Dropout`` that gives ``is_train``. Both hold the device's parallel-random
+resource, which the engine hands to operators in the order they were pushed, so a
+call's reads follow every earlier call's write. This relies on MXNet's default of
+one parallel-random resource per CPU (``MXNET_CPU_PARALLEL_RAND_COPY=1``);
+``tests/test_layers.py`` (``test_two_calls_per_step_advance_u_in_call_order_under_
+static_alloc``) pins it.
+
+Reads of ``u`` from *outside* the graph (``u.data().asnumpy()``, a kvstore
+broadcast, ``save_parameters``) are not fenced: wait for the layer's output (or
+``nd.waitall()``) before reading or saving ``u``; the trainer does so.
 
 Where the time goes
 -------------------
@@ -106,6 +122,13 @@ def _is_train(F, like):
     """A (1, 1) array: 1.0 inside ``autograd`` training mode, 0.0 outside it."""
     one = F.ones_like(F.slice_axis(like, axis=1, begin=0, end=1))
     return F.Dropout(one, p=0.5) != one
+
+
+def _fence(F, after):
+    """A (1, 1) zero computed after ``after`` by an operator that holds the device's
+    parallel-random resource (a ``Dropout``), so the engine orders it against every
+    other such operator in the order they were pushed."""
+    return F.Dropout(F.zeros_like(F.slice_axis(after, axis=1, begin=0, end=1)), p=0.5)
 
 
 def _l2_normalize(F, x, epsilon):
@@ -229,13 +252,21 @@ class SpectralNormMixin:
         """``sigma(W)`` (1, 1), differentiable in ``W``; with ``write``, ``u`` is advanced in
         training mode by an in-graph write the result depends on."""
         w_mat = weight_matrix(F, weight, self._sn_out_axis)
-        sigma, u_new = power_iteration(F, w_mat, u, self._sn_out_dim, self._power_iterations,
-                                        self._epsilon)
-        if write:
-            written = _assign(F, u, F.where(F.broadcast_like(_is_train(F, u), u), u_new, u))
-            # The zero keeps the write in the graph: a node no output depends on is pruned.
-            sigma = F.broadcast_add(sigma, F.sum(F.BlockGrad(written), axis=1, keepdims=True) * 0)
-        return sigma
+        if not write:
+            return power_iteration(F, w_mat, u, self._sn_out_dim, self._power_iterations,
+                                   self._epsilon)[0]
+        is_train = _is_train(F, u)
+        # Every read of u waits for is_train's Dropout, which the engine runs after
+        # the fence of every earlier write (see "Ordering" in the module docstring).
+        u_read = F.broadcast_add(u, F.zeros_like(is_train))
+        sigma, u_new = power_iteration(F, w_mat, u_read, self._sn_out_dim,
+                                       self._power_iterations, self._epsilon)
+        written = _assign(F, u, F.where(F.broadcast_like(is_train, u), u_new, u_read))
+        # The zeros keep the write and its fence in the graph: a node no output
+        # depends on is pruned.
+        done = F.BlockGrad(_fence(F, written))
+        return F.broadcast_add(sigma, F.sum(F.BlockGrad(written), axis=1, keepdims=True) * 0
+                               + done)
 
     def _inv_sigma(self, F, weight, u, write):
         """``1 / sigma(W)`` (1, 1), the factor every SN layer multiplies by."""
