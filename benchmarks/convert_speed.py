@@ -10,7 +10,6 @@ one-off cost of the conversion and of the warm-up.
     python benchmarks/convert_speed.py [--batch-size 64] [--repeats 20]
 """
 import argparse
-import sys
 import time
 
 import numpy as np
@@ -19,27 +18,13 @@ import sngan_gluon  # noqa: F401
 import mxnet as mx
 from mxnet import autograd, gluon, nd
 
+from sngan_gluon._compat import gluoncv_model_zoo
 from sngan_gluon.nn import spectral_norm, warm_up
-
-
-def model_zoo():
-    """gluoncv's model zoo; torch is hidden while it loads, as gluoncv refuses torch >= 2
-    (a check for its PyTorch half, unused here)."""
-    saved = sys.modules.get("torch")
-    sys.modules["torch"] = None
-    try:
-        from gluoncv import model_zoo as zoo
-    finally:
-        if saved is None:
-            del sys.modules["torch"]
-        else:
-            sys.modules["torch"] = saved
-    return zoo
 
 
 def build(sn, x):
     mx.random.seed(0)
-    net = model_zoo().get_model("cifar_resnet20_v1", pretrained=False)
+    net = gluoncv_model_zoo().get_model("cifar_resnet20_v1", pretrained=False)
     net.initialize(mx.init.Xavier())
     net(x)
     cost = {}

@@ -13,7 +13,6 @@ class logits (the Inception Score applies the softmax).
 """
 import os
 import socket
-import sys
 import zipfile
 
 import mxnet as mx
@@ -21,6 +20,7 @@ import numpy as np
 from mxnet import gluon, nd
 
 from .fileio import error_summary, file_digest
+from ._compat import gluoncv_model_zoo
 from .metrics import MetricsError
 
 __all__ = ["FEATURE_NETS", "get_feature_net", "check_images", "TFInceptionExtractor",
@@ -161,28 +161,6 @@ class TFInceptionExtractor(_Extractor):
                                        for s in size)
         rows, cols = self._resize[size]
         return self.net(x, rows, cols)
-
-
-def gluoncv_model_zoo():
-    """``gluoncv.model_zoo``, importable even where torch >= 2 is installed.
-
-    gluoncv 0.10's ``__init__`` probes for its optional PyTorch side and raises
-    RuntimeError ("Legacy torch==2.x detected") when it finds torch 2, which the
-    test extra installs for the equality tests. Its MXNet side does not use
-    torch, so torch is hidden from that one probe while gluoncv is first imported.
-    """
-    if "gluoncv" not in sys.modules:
-        saved = sys.modules.get("torch")
-        sys.modules["torch"] = None  # makes `import torch` raise ImportError: "not found"
-        try:
-            import gluoncv  # noqa: F401
-        finally:
-            if saved is None:
-                del sys.modules["torch"]
-            else:
-                sys.modules["torch"] = saved
-    import gluoncv.model_zoo
-    return gluoncv.model_zoo
 
 
 class _GluonCVHead(gluon.HybridBlock):

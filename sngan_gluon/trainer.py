@@ -40,7 +40,6 @@ from .signals import Interrupted, StopRequest
 from .terms import terms_from_config
 from .updater import EMA, Updater
 
-DEFAULT_IMAGE_SIZE = {"dcgan64": 64}
 
 
 def get_contexts(config):
@@ -165,7 +164,7 @@ class GANTrainer:
         from .data import get_dataset
         cfg = self.config
         return get_dataset(cfg.dataset, root=cfg.data_path,
-                           image_size=cfg.image_size or DEFAULT_IMAGE_SIZE.get(cfg.arch),
+                           image_size=cfg.resolved_image_size(),
                            channels=cfg.channels, train=True,
                            num_parts=self.num_workers, part_index=self.rank)
 

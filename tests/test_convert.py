@@ -1,5 +1,4 @@
 """Specification of spectral_norm(net), remove_spectral_norm(net) and warm_up(net)."""
-import sys
 import warnings
 
 import numpy as np
@@ -10,6 +9,7 @@ import mxnet as mx
 from mxnet import autograd, gluon, nd
 from mxnet.gluon import HybridBlock, nn
 
+from sngan_gluon._compat import gluoncv_model_zoo
 from sngan_gluon.models import get_discriminator
 from sngan_gluon.nn import (SNConv1D, SNConv2D, SNConv2DTranspose, SNConv3D, SNDense,
                             SNEmbedding, remove_spectral_norm, spectral_norm, warm_up)
@@ -17,23 +17,8 @@ from sngan_gluon.nn.convert import SN_TWINS, layer_config
 from sngan_gluon.nn.warmup import sn_layers
 
 
-def _gluoncv_model_zoo():
-    """gluoncv's model zoo, imported with torch hidden: gluoncv refuses torch >= 2 at import
-    (a check for its own PyTorch half, which these tests do not use)."""
-    saved = sys.modules.get("torch")
-    sys.modules["torch"] = None  # `import torch` raises ImportError, which gluoncv accepts
-    try:
-        from gluoncv import model_zoo
-    finally:
-        if saved is None:
-            del sys.modules["torch"]
-        else:
-            sys.modules["torch"] = saved
-    return model_zoo
-
-
 def _zoo(name, **kwargs):
-    return lambda: _gluoncv_model_zoo().get_model(name, pretrained=False, **kwargs)
+    return lambda: gluoncv_model_zoo().get_model(name, pretrained=False, **kwargs)
 
 
 # Networks converted by the tests: three model-zoo networks (mobilenetv2 has depthwise
