@@ -39,8 +39,18 @@ DEFAULT_NUM_GENERATED = 50000
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
+class _Described(object):
+    """Shape and dtype of an array known from its header, and a sample for error messages."""
+
+    def __init__(self, sample, shape):
+        self.sample, self.shape, self.dtype = sample, tuple(shape), sample.dtype
+
+
 class ImageFiles(object):
     """Images of a folder (sorted file names) or of an ``.npz`` (key ``images``), in batches.
+
+    Both are read batch by batch (an ``.npz`` member sequentially, compressed or
+    not), so 50k large images never sit in memory at once.
 
     Parameters
     ----------
@@ -56,7 +66,7 @@ class ImageFiles(object):
 
     def __init__(self, path):
         self.path = path
-        self._array, self._files = None, None
+        self._count, self._files = None, None
         if os.path.isdir(path):
             self._files = sorted(os.path.join(path, name) for name in os.listdir(path)
                                  if name.lower().endswith(_IMAGE_SUFFIXES))
@@ -64,26 +74,65 @@ class ImageFiles(object):
                 raise ValueError("%s holds no images (%s)" % (path, ", ".join(_IMAGE_SUFFIXES)))
             self._size = self._read(self._files[0]).shape
         elif os.path.isfile(path) and path.endswith(".npz"):
-            self._array = self._read_npz(path)
+            self._count = self._read_npz(path)
         elif os.path.exists(path):
             raise ValueError("%s is neither a folder of images nor an .npz file" % path)
         else:
             raise ValueError("images not found: %s" % path)
 
     @staticmethod
-    def _read_npz(path):
+    def _open_npz(path):
+        """The open ``images.npy`` member of an ``.npz``, positioned at its data, and its
+        header (shape, fortran order, dtype); read sequentially, never all at once."""
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if "images" not in data.files:
-                    raise ValueError("%s has no array 'images' (it has: %s)"
-                                     % (path, ", ".join(data.files) or "nothing"))
-                images = data["images"]
-        except (OSError, zipfile.BadZipFile, EOFError) as err:
+            archive = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as err:
             raise ValueError("cannot read %s: %s" % (path, error_summary(err))) from err
-        check_images(images, source="%s['images']" % path)
-        if not len(images):
+        names = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
+        if "images" not in names:
+            archive.close()
+            raise ValueError("%s has no array 'images' (it has: %s)"
+                             % (path, ", ".join(names) or "nothing"))
+        member = archive.open("images.npy")
+        try:
+            version = np.lib.format.read_magic(member)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            header = read_header(member)
+        except ValueError as err:
+            member.close()
+            archive.close()
+            raise ValueError("cannot read %s['images']: %s" % (path, err)) from err
+        return archive, member, header
+
+    def _read_npz(self, path):
+        archive, member, (shape, fortran, dtype) = self._open_npz(path)
+        with archive, member:
+            # Check dtype and shape on the header; a first chunk tells a float range.
+            sample = np.zeros((0,) + tuple(shape[1:]), dtype)
+            if dtype != np.uint8 and len(shape) == 4 and not fortran:
+                count = min(shape[0], 64)
+                sample = np.frombuffer(member.read(count * dtype.itemsize * int(np.prod(
+                    shape[1:]))), dtype).reshape((count,) + tuple(shape[1:]))
+        check_images(_Described(sample, shape), source="%s['images']" % path)
+        if not shape[0]:
             raise ValueError("%s['images'] is empty" % path)
-        return images
+        self._npz_shape, self._npz_fortran = tuple(shape), fortran
+        return shape[0]
+
+    def _npz_batches(self, num, batch_size):
+        archive, member, (shape, fortran, dtype) = self._open_npz(self.path)
+        with archive, member:
+            if fortran:  # column-major: rows are not contiguous; rare, loaded whole
+                images = np.load(self.path, allow_pickle=False)["images"]
+                for start in range(0, num, batch_size):
+                    yield np.ascontiguousarray(images[start:min(start + batch_size, num)])
+                return
+            row = int(np.prod(shape[1:]))
+            for start in range(0, num, batch_size):
+                n = min(batch_size, num - start)
+                data = member.read(n * row)
+                yield np.frombuffer(data, np.uint8).reshape((n,) + tuple(shape[1:]))
 
     def _read(self, name):
         from PIL import Image
@@ -102,16 +151,16 @@ class ImageFiles(object):
         return array
 
     def __len__(self):
-        return len(self._array) if self._array is not None else len(self._files)
+        return self._count if self._files is None else len(self._files)
 
     def batches(self, num=None, batch_size=100):
         """Yield the first ``num`` (default all) images, uint8 ``(n, H, W, 3)`` batches."""
         num = len(self) if num is None else min(int(num), len(self))
+        if self._files is None:
+            yield from self._npz_batches(num, batch_size)
+            return
         for start in range(0, num, batch_size):
             stop = min(start + batch_size, num)
-            if self._array is not None:
-                yield self._array[start:stop]
-                continue
             batch = [self._read(name) for name in self._files[start:stop]]
             sizes = {image.shape for image in batch} | {self._size}
             if len(sizes) > 1:

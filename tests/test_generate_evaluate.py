@@ -255,3 +255,16 @@ def test_console_scripts_are_installed_and_run(script, module):
     result = subprocess.run([path, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, timeout=120)
     assert result.returncode == 0 and "--checkpoint" in result.stdout, result.stdout[-500:]
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_image_files_stream_an_npz_in_batches(tmp_path, save):
+    from sngan_gluon.evaluation import ImageFiles
+    images = np.random.RandomState(3).randint(0, 256, (23, 5, 6, 3)).astype(np.uint8)
+    path = str(tmp_path / "x.npz")
+    save(path, images=images, labels=np.arange(23))
+    files = ImageFiles(path)
+    assert len(files) == 23
+    batches = list(files.batches(num=20, batch_size=8))
+    assert [len(b) for b in batches] == [8, 8, 4]
+    np.testing.assert_array_equal(np.concatenate(batches), images[:20])
