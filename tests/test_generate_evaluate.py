@@ -259,7 +259,7 @@ def test_console_scripts_are_installed_and_run(script, module):
 
 @pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
 def test_image_files_stream_an_npz_in_batches(tmp_path, save):
-    from sngan_gluon.evaluation import ImageFiles
+    from sngan_gluon.image_files import ImageFiles
     images = np.random.RandomState(3).randint(0, 256, (23, 5, 6, 3)).astype(np.uint8)
     path = str(tmp_path / "x.npz")
     save(path, images=images, labels=np.arange(23))
@@ -268,3 +268,16 @@ def test_image_files_stream_an_npz_in_batches(tmp_path, save):
     batches = list(files.batches(num=20, batch_size=8))
     assert [len(b) for b in batches] == [8, 8, 4]
     np.testing.assert_array_equal(np.concatenate(batches), images[:20])
+
+
+def test_a_truncated_npz_gets_one_line(tmp_path):
+    from sngan_gluon.image_files import ImageFiles
+    path = str(tmp_path / "x.npz")
+    np.savez(path, images=np.zeros((50, 8, 8, 3), np.uint8))
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="cannot read") as info:
+        list(ImageFiles(path).batches(batch_size=10))
+    assert "\n" not in str(info.value)
