@@ -176,16 +176,16 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
     scores them with :func:`evaluate_images` against the protocol's count of
     training images, whose features are cached. ``feature_net`` (default:
     ``config.feature_net`` if the config has it, else ``tf-inception``) and
-    ``config.inception_params`` choose the network unless ``extractor`` is given.
+    ``config.inception_params`` choose the network unless ``extractor`` is given;
+    it is loaded at once (a MetricsError if its weights are missing).
     """
     from .data import get_dataset
     from .sampling import generate_batches
-    state = {}
+    # Built now, not at the first evaluation: missing weights stop the run before training.
+    net = feature_net or getattr(config, "feature_net", None) or "tf-inception"
+    state = {"extractor": extractor or get_feature_net(net, config.inception_params)}
 
     def evaluator(trainer):
-        if "extractor" not in state:
-            net = feature_net or getattr(config, "feature_net", None) or "tf-inception"
-            state["extractor"] = extractor or get_feature_net(net, config.inception_params)
         if "real" not in state:
             dataset = trainer.dataset if trainer.dataset is not None else get_dataset(
                 config.dataset, root=config.data_path, image_size=config.image_size,

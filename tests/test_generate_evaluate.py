@@ -281,3 +281,16 @@ def test_a_truncated_npz_gets_one_line(tmp_path):
     with pytest.raises(ValueError, match="cannot read") as info:
         list(ImageFiles(path).batches(batch_size=10))
     assert "\n" not in str(info.value)
+
+
+def test_training_evaluator_without_weights_fails_before_training(tmp_path, monkeypatch):
+    from sngan_gluon.metrics import MetricsError
+
+    def offline(url, path):
+        raise OSError("<urlopen error offline test>")
+
+    monkeypatch.setattr(inception_weights, "_download", offline)
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path))
+    config = TrainConfig(dataset="synthetic", data_path=str(tmp_path / "data"), eval_every=2)
+    with pytest.raises(MetricsError, match="--feature-net-params"):
+        training_evaluator(config)
