@@ -14,13 +14,14 @@ import zipfile
 
 import numpy as np
 
-from .feature_nets import check_images, get_feature_net
+from .feature_nets import get_feature_net
 from .fileio import atomic_path, error_summary
+from .image_files import ImageFiles
 from .metrics import (FID_PROTOCOLS, REFERENCE_SEED, FeatureStats, fid_from_stats,
                       inception_score_of_logits, kernel_inception_distance,
                       precision_recall_density_coverage)
 
-__all__ = ["ImageFiles", "extract_features", "generated_batches", "dataset_batches",
+__all__ = ["extract_features", "generated_batches", "dataset_batches",
            "cached_features", "real_features_cache_path", "protocol_sizes", "score_features",
            "evaluate_images", "dataset_features", "training_evaluator", "SCORE_SETTINGS"]
 
@@ -35,90 +36,6 @@ Naeem et al.; their cost grows with the square of the set size)."""
 
 DEFAULT_NUM_GENERATED = 50000
 """Images drawn from a checkpoint for the Inception Score (Salimans et al. used 50k)."""
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-class ImageFiles(object):
-    """Images of a folder (sorted file names) or of an ``.npz`` (key ``images``), in batches.
-
-    Parameters
-    ----------
-    path : str
-        A folder of PNG/JPEG/BMP/WebP files of one size, RGB; or an ``.npz``
-        holding ``images``, uint8 ``(N, H, W, 3)`` (``sngan-generate``'s output).
-
-    Raises
-    ------
-    ValueError
-        Missing or empty, grayscale, RGBA, not uint8, mixed sizes: one line each.
-    """
-
-    def __init__(self, path):
-        self.path = path
-        self._array, self._files = None, None
-        if os.path.isdir(path):
-            self._files = sorted(os.path.join(path, name) for name in os.listdir(path)
-                                 if name.lower().endswith(_IMAGE_SUFFIXES))
-            if not self._files:
-                raise ValueError("%s holds no images (%s)" % (path, ", ".join(_IMAGE_SUFFIXES)))
-            self._size = self._read(self._files[0]).shape
-        elif os.path.isfile(path) and path.endswith(".npz"):
-            self._array = self._read_npz(path)
-        elif os.path.exists(path):
-            raise ValueError("%s is neither a folder of images nor an .npz file" % path)
-        else:
-            raise ValueError("images not found: %s" % path)
-
-    @staticmethod
-    def _read_npz(path):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if "images" not in data.files:
-                    raise ValueError("%s has no array 'images' (it has: %s)"
-                                     % (path, ", ".join(data.files) or "nothing"))
-                images = data["images"]
-        except (OSError, zipfile.BadZipFile, EOFError) as err:
-            raise ValueError("cannot read %s: %s" % (path, error_summary(err))) from err
-        check_images(images, source="%s['images']" % path)
-        if not len(images):
-            raise ValueError("%s['images'] is empty" % path)
-        return images
-
-    def _read(self, name):
-        from PIL import Image
-        try:
-            with Image.open(name) as image:
-                mode = image.mode
-                if mode == "P":  # palette: RGB, or RGBA when it has transparency
-                    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-                    mode = image.mode
-                array = np.asarray(image)
-        except OSError as err:
-            raise ValueError("cannot read image %s: %s" % (name, error_summary(err))) from err
-        if mode in ("I;16", "I", "F"):
-            raise ValueError("%s is a %s image; 8-bit RGB is expected" % (name, mode))
-        check_images(array[None], source=name)
-        return array
-
-    def __len__(self):
-        return len(self._array) if self._array is not None else len(self._files)
-
-    def batches(self, num=None, batch_size=100):
-        """Yield the first ``num`` (default all) images, uint8 ``(n, H, W, 3)`` batches."""
-        num = len(self) if num is None else min(int(num), len(self))
-        for start in range(0, num, batch_size):
-            stop = min(start + batch_size, num)
-            if self._array is not None:
-                yield self._array[start:stop]
-                continue
-            batch = [self._read(name) for name in self._files[start:stop]]
-            sizes = {image.shape for image in batch} | {self._size}
-            if len(sizes) > 1:
-                raise ValueError("the images in %s differ in size (%s); resize them to one size"
-                                 % (self.path, ", ".join(sorted(map(str, sizes)))))
-            yield np.stack(batch)
-
 
 def generated_batches(float_batches):
     """Generator output, float ``(n, C, H, W)`` in [-1, 1], as uint8 RGB ``(n, H, W, 3)``.
@@ -259,16 +176,16 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
     scores them with :func:`evaluate_images` against the protocol's count of
     training images, whose features are cached. ``feature_net`` (default:
     ``config.feature_net`` if the config has it, else ``tf-inception``) and
-    ``config.inception_params`` choose the network unless ``extractor`` is given.
+    ``config.inception_params`` choose the network unless ``extractor`` is given;
+    it is loaded at once (a MetricsError if its weights are missing).
     """
     from .data import get_dataset
     from .sampling import generate_batches
-    state = {}
+    # Built now, not at the first evaluation: missing weights stop the run before training.
+    net = feature_net or getattr(config, "feature_net", None) or "tf-inception"
+    state = {"extractor": extractor or get_feature_net(net, config.inception_params)}
 
     def evaluator(trainer):
-        if "extractor" not in state:
-            net = feature_net or getattr(config, "feature_net", None) or "tf-inception"
-            state["extractor"] = extractor or get_feature_net(net, config.inception_params)
         if "real" not in state:
             dataset = trainer.dataset if trainer.dataset is not None else get_dataset(
                 config.dataset, root=config.data_path, image_size=config.image_size,

@@ -36,13 +36,16 @@ _DOWNLOAD_SOCKET_TIMEOUT = 10.0
 def check_images(images, source="images"):
     """Raise ValueError unless ``images`` is uint8 RGB ``(N, H, W, 3)`` (numpy or NDArray).
 
-    The message names ``source``, what was found and how to convert it.
+    The message names ``source``, what was found and how to convert it. Anything
+    with ``shape`` and ``dtype`` is checked; its ``sample`` attribute (an array
+    of some of the values, for a file read batch by batch) or the array itself
+    tells the range of wrongly typed values.
     """
     shape, dtype = tuple(images.shape), np.dtype(images.dtype)
     if dtype != np.uint8:
-        found = ""
-        if isinstance(images, np.ndarray) and images.size and dtype.kind in "fiu":
-            found = " in [%.3g, %.3g]" % (images.min(), images.max())
+        found, sample = "", getattr(images, "sample", images)
+        if isinstance(sample, np.ndarray) and sample.size and dtype.kind in "fiu":
+            found = " in [%.3g, %.3g]" % (sample.min(), sample.max())
         raise ValueError("%s must be uint8 in 0..255, got %s%s; from [-1, 1] floats use "
                          "np.rint((x + 1) * 127.5).clip(0, 255).astype(np.uint8)"
                          % (source, dtype.name, found))

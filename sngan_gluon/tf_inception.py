@@ -196,8 +196,10 @@ class MixedE(HybridBlock):
 class TFInceptionV3(HybridBlock):
     """TensorFlow's 2015 Inception graph: pool features and unbiased logits of uint8 images.
 
-    Build it, load weights (:func:`sngan_gluon.inception_weights.load_tf_inception`),
-    then call it with the images and the two resize matrices of their size.
+    Build it, load weights (``net.load_parameters(path)`` with the ``.params`` file
+    that :func:`sngan_gluon.inception_weights.tf_inception_params` returns), then
+    call it with the images and the two resize matrices of their size;
+    :class:`sngan_gluon.feature_nets.TFInceptionExtractor` does all of this.
 
     Inputs:
         - **x**: uint8 or float images in 0..255, ``(N, 3, H, W)``.

@@ -255,3 +255,42 @@ def test_console_scripts_are_installed_and_run(script, module):
     result = subprocess.run([path, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, timeout=120)
     assert result.returncode == 0 and "--checkpoint" in result.stdout, result.stdout[-500:]
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_image_files_stream_an_npz_in_batches(tmp_path, save):
+    from sngan_gluon.image_files import ImageFiles
+    images = np.random.RandomState(3).randint(0, 256, (23, 5, 6, 3)).astype(np.uint8)
+    path = str(tmp_path / "x.npz")
+    save(path, images=images, labels=np.arange(23))
+    files = ImageFiles(path)
+    assert len(files) == 23
+    batches = list(files.batches(num=20, batch_size=8))
+    assert [len(b) for b in batches] == [8, 8, 4]
+    np.testing.assert_array_equal(np.concatenate(batches), images[:20])
+
+
+def test_a_truncated_npz_gets_one_line(tmp_path):
+    from sngan_gluon.image_files import ImageFiles
+    path = str(tmp_path / "x.npz")
+    np.savez(path, images=np.zeros((50, 8, 8, 3), np.uint8))
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="cannot read") as info:
+        list(ImageFiles(path).batches(batch_size=10))
+    assert "\n" not in str(info.value)
+
+
+def test_training_evaluator_without_weights_fails_before_training(tmp_path, monkeypatch):
+    from sngan_gluon.metrics import MetricsError
+
+    def offline(url, path):
+        raise OSError("<urlopen error offline test>")
+
+    monkeypatch.setattr(inception_weights, "_download", offline)
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path))
+    config = TrainConfig(dataset="synthetic", data_path=str(tmp_path / "data"), eval_every=2)
+    with pytest.raises(MetricsError, match="--feature-net-params"):
+        training_evaluator(config)

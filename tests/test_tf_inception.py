@@ -123,7 +123,7 @@ def test_is_fid_and_kid_equal_torch_fidelitys(outputs):
 
 def test_score_features_reports_every_score(outputs):
     (fa, za), (fb, _) = outputs["ours", "a"], outputs["ours", "b"]
-    result = score_features(fa, za, fb)
+    result = score_features(fa[:, :64], za, fb[:, :64])  # 64 dims: the same code, faster
     assert result["num_fake"] == result["num_real"] == result["kid_subset_size"] == 12
     assert result["is_num"] == 12 and result["prdc_k"] == 5 and result["fid"] > 0
     assert 0 <= result["precision"] <= 1 and 0 <= result["coverage"] <= 1
