@@ -44,7 +44,7 @@ FLOAT_FIELDS = ("lr", "beta1", "beta2", "clip_gr", "lecam", "mode_seeking", "ema
 #: run is watched or how long it lasts, not what it computes.
 RESUMABLE_OVERRIDES = ("iterations", "epochs", "log_every", "sample_every", "checkpoint_every",
                        "eval_every", "keep_checkpoints", "quiet", "num_workers", "eval_num",
-                       "inception_params")
+                       "feature_net", "feature_net_params")
 
 
 class ConfigError(ValueError):
@@ -91,7 +91,8 @@ class TrainConfig:
     log_every: int = 100
     eval_every: int = 0
     eval_num: int = 5000
-    inception_params: Optional[str] = None
+    feature_net: str = "tf-inception"     # network of --eval-every's IS/FID (feature_nets)
+    feature_net_params: Optional[str] = None
     keep_checkpoints: int = 3
     quiet: bool = False
     setting: Optional[str] = None
@@ -145,6 +146,8 @@ class TrainConfig:
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
         _check_choice("kvstore", self.kvstore, KVSTORES)
+        from .feature_nets import FEATURE_NETS
+        _check_choice("feature_net", self.feature_net, FEATURE_NETS)
         if self.setting is not None:
             _check_choice("setting", self.setting, SETTINGS)
         if self.image_size is not None:
@@ -205,6 +208,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
+        values = dict(values)
+        if "inception_params" in values:
+            # runs saved before the TF Inception measured with gluoncv's network
+            values.setdefault("feature_net_params", values.pop("inception_params"))
+            values.setdefault("feature_net", "gluoncv")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -175,15 +175,15 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
     It draws ``config.eval_num`` images from the trainer's (EMA) generator and
     scores them with :func:`evaluate_images` against the protocol's count of
     training images, whose features are cached. ``feature_net`` (default:
-    ``config.feature_net`` if the config has it, else ``tf-inception``) and
-    ``config.inception_params`` choose the network unless ``extractor`` is given;
+    ``config.feature_net``) and
+    ``config.feature_net_params`` choose the network unless ``extractor`` is given;
     it is loaded at once (a MetricsError if its weights are missing).
     """
     from .data import get_dataset
     from .sampling import generate_batches
     # Built now, not at the first evaluation: missing weights stop the run before training.
-    net = feature_net or getattr(config, "feature_net", None) or "tf-inception"
-    state = {"extractor": extractor or get_feature_net(net, config.inception_params)}
+    net = feature_net or config.feature_net
+    state = {"extractor": extractor or get_feature_net(net, config.feature_net_params)}
 
     def evaluator(trainer):
         if "real" not in state:

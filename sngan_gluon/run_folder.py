@@ -26,7 +26,8 @@ from .fileio import atomic_path, error_summary
 from .visualize import plot_curves, save_image_grid
 
 LOG_FIELDS = ["iteration", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "lr", "images_per_s",
-              "wall_time", "is_mean", "is_std", "fid"]
+              "wall_time", "is_mean", "is_std", "fid", "kid_mean", "kid_std", "precision",
+              "recall", "density", "coverage"]
 LOCK_FILE = ".lock"
 
 

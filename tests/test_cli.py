@@ -18,13 +18,14 @@ from sngan_gluon.models import MODELS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--beta1",
-         "--use-gpu", "--clip_gr", "--clip-gr", "--z-dim", "--arch", "--loss", "--n-dis", "--beta2", "--iterations",
+         "--use-gpu", "--clip_gr", "--clip-gr", "--z-dim", "--arch", "--loss", "--n-dis",
+         "--beta2", "--iterations",
          "--lr-decay", "--image-size", "--dataset", "--conditional", "--no-sn",
          "--power-iterations", "--ema", "--diffaugment", "--lecam", "--mode-seeking", "--gpus",
          "--cpus", "--kvstore", "--sync-bn",
          "--num-workers", "--seed", "--out-dir", "--sample-every", "--checkpoint-every",
          "--log-every", "--resume", "--setting", "--channels", "--quiet", "--eval-every",
-         "--inception-params"]
+         "--inception-params", "--feature-net", "--feature-net-params"]
 SMALL = ["--dataset", "synthetic", "--batch-size", "8", "--iterations", "4", "--log-every", "2",
          "--sample-every", "2", "--checkpoint-every", "2", "--quiet"]
 
@@ -265,3 +266,17 @@ def test_folder_dataset_trains_with_the_default_flags(tmp_path):
     assert cli.main(["--dataset", "folder", "--data-path", str(images), "--out-dir", out,
                      "--batch-size", "4", "--iterations", "1", "--quiet"]) == 0
     assert TrainConfig.load(os.path.join(out, "config.json")).image_size == 32
+
+
+def test_feature_net_flags_and_the_inception_params_alias():
+    from sngan_gluon.cli.train import make_config
+    config, _, _ = make_config(SMALL + ["--inception-params", "w.params"])
+    assert (config.feature_net, config.feature_net_params) == ("tf-inception", "w.params")
+    config, _, _ = make_config(SMALL + ["--feature-net", "gluoncv"])
+    assert config.feature_net == "gluoncv"
+
+
+def test_a_config_saved_before_the_tf_inception_keeps_measuring_with_gluoncv():
+    from sngan_gluon.config import TrainConfig
+    config = TrainConfig.from_dict({"inception_params": "old.params"})
+    assert (config.feature_net, config.feature_net_params) == ("gluoncv", "old.params")

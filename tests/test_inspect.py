@@ -170,7 +170,7 @@ def test_inspect_of_a_corrupt_checkpoint_says_so_and_changes_nothing(runs, tmp_p
     with open(os.path.join(ckpt, "state.json"), "w") as f:
         f.write("{truncated")
     assert inspect_cli.main(["--checkpoint", ckpt, "--out", str(tmp_path / "s.png")]) == 2
-    assert "is corrupt" in capsys.readouterr().err
+    assert "cannot read state.json" in capsys.readouterr().err
 
 
 def test_inspect_runs_as_a_module(tmp_path):

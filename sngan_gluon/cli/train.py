@@ -11,6 +11,7 @@ import traceback
 
 from .. import config as config_mod
 from ..config import KVSTORES, LR_DECAYS, SETTINGS, TrainConfig
+from ..feature_nets import FEATURE_NETS
 from . import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, finite_float,
                positive_int)
 
@@ -144,12 +145,16 @@ def build_parser(suppress_defaults=False):
     out.add_argument("--log-every", type=positive_int, default=d(_D.log_every),
                      help="read losses, log and plot every N iterations")
     out.add_argument("--eval-every", type=int, default=d(_D.eval_every),
-                     help="compute IS and FID every N iterations (0: never); keeps the best-FID "
-                          "checkpoint as best/")
+                     help="compute IS, FID, KID and precision/recall every N iterations (0: never); "
+                          "keeps the best-FID checkpoint as best/")
     out.add_argument("--eval-num", type=positive_int, default=d(_D.eval_num),
                      help="generated images per evaluation during training")
-    out.add_argument("--inception-params", default=d(None),
-                     help="local Inception-v3 weights file for --eval-every")
+    out.add_argument("--feature-net", choices=tuple(FEATURE_NETS), default=d(_D.feature_net),
+                     help="network of --eval-every's scores: tf-inception (TensorFlow's 2015 "
+                          "Inception, as the papers) or gluoncv (gluoncv's Inception-v3)")
+    out.add_argument("--feature-net-params", "--inception-params", dest="feature_net_params",
+                     default=d(None),
+                     help="local weights file of the feature network (offline)")
     out.add_argument("--resume", default=d(None),
                      help="continue a run: its folder or one of its checkpoint folders")
     out.add_argument("--quiet", action="store_true", default=d(False),
