@@ -281,6 +281,9 @@ class GANTrainer:
             saved = self.last_checkpoint is not None and os.path.basename(
                 os.path.normpath(self.last_checkpoint)) == ckpt.checkpoint_name(self.iteration)
             path = self.last_checkpoint if saved else self._snapshot(self)
+        # The other workers leave only once rank 0 has saved: a job launcher stops
+        # the whole job when its first worker exits.
+        self.updater.barrier()
         raise Interrupted(path, signal_name)
 
 
