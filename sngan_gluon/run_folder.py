@@ -90,7 +90,7 @@ class RunFolder:
                 "%s already holds a run's checkpoints (newest %s): continue it with --resume %s, "
                 "or train into another --out-dir" % (self.path, os.path.basename(existing[-1][1]),
                                                      self.path))
-        with writing(self.path, "config.json"):
+        with writing(self.path, "the run's config, log and noise"):
             if resume_state is not None:
                 self._set_aside_newer(resume_state["iteration"])
                 self._reload_history(resume_state["iteration"])
