@@ -44,8 +44,8 @@ def writing(folder, what):
     try:
         yield
     except (OSError, mx.base.MXNetError) as err:
-        cause = (os.strerror(err.errno) if isinstance(err, OSError) and err.errno
-                 else error_summary(err))
+        cause = " ".join((os.strerror(err.errno) if isinstance(err, OSError) and err.errno
+                          else error_summary(err)).split())
         newest = ckpt.list_checkpoints(os.path.join(folder, "checkpoints"))
         kept = ("the checkpoints written before are intact (newest: %s)" % newest[-1][1]
                 if newest else "no checkpoint was written")

@@ -268,7 +268,9 @@ def test_a_full_disk_ends_in_one_error_naming_the_folder_and_keeps_checkpoints(d
         resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         signal.signal(signal.SIGXFSZ, previous)
     message = str(info.value)
-    assert "\n" not in message and out in message and "File too large" in message
+    assert "\n" not in message and out in message
+    # Python's writes name the cause; MXNet's parameter files say only that a write failed
+    assert "File too large" in message or "FileStream.Write incomplete" in message
     assert "iter_0000002" in message
     saved = ckpt.list_checkpoints(os.path.join(out, "checkpoints"))
     assert [it for it, _ in saved] == [2]
