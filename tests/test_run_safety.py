@@ -343,3 +343,20 @@ def test_sigterm_saves_and_the_run_goes_on_from_its_moved_folder(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert not os.path.exists(out)
     assert ckpt.list_checkpoints(os.path.join(moved, "checkpoints"))[-1][0] == stop
+
+
+def test_a_parameter_file_cut_short_when_closed_fails_the_save(dataset, tmp_path):
+    """MXNet ignores a write that fails only when the file is closed; the save must not."""
+    trainer = GANTrainer(_config(iterations=1), dataset=dataset)
+    trainer.G.save_parameters(str(tmp_path / "probe.params"))
+    size = os.path.getsize(str(tmp_path / "probe.params"))
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size - 100, limits[1]))  # the last block fails
+    try:
+        with pytest.raises(OSError, match="generator.params was left incomplete"):
+            ckpt.save(trainer, str(tmp_path / "checkpoints"), keep=3)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert os.listdir(str(tmp_path / "checkpoints")) == []
