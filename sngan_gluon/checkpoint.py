@@ -252,13 +252,13 @@ def trainer_state(trainer):
     """(file writers, ``state.json`` dict) of a :class:`~sngan_gluon.trainer.GANTrainer`."""
     updater = trainer.updater
     writers = {
-        "generator.params": trainer.G.save_parameters,
-        "discriminator.params": trainer.D.save_parameters,
+        "generator.params": _verified(trainer.G.save_parameters),
+        "discriminator.params": _verified(trainer.D.save_parameters),
         "g_trainer.states": updater.g_trainer.save_states,
         "d_trainer.states": updater.d_trainer.save_states,
     }
     if trainer.G_ema is not None:
-        writers["generator_ema.params"] = trainer.G_ema.save_parameters
+        writers["generator_ema.params"] = _verified(trainer.G_ema.save_parameters)
     state = {
         "iteration": updater.iteration,
         "epoch": updater.stream.epoch,
@@ -275,6 +275,18 @@ def trainer_state(trainer):
         if term.state_key:
             state[term.state_key] = term.state()
     return writers, state
+
+
+def _verified(save_parameters):
+    """``save_parameters``, then a read-back: MXNet ignores a write that fails when the
+    file is closed (a disk that fills up at its last block) and leaves it truncated."""
+    def write(path):
+        save_parameters(path)
+        try:
+            mx.nd.load(path)
+        except mx.base.MXNetError:
+            raise OSError("%s was left incomplete (is the disk full?)" % os.path.basename(path))
+    return write
 
 
 def save(trainer, ckpt_dir, keep):

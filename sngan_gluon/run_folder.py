@@ -45,8 +45,8 @@ def writing(folder, what):
     try:
         yield
     except (OSError, mx.base.MXNetError) as err:
-        cause = (os.strerror(err.errno) if isinstance(err, OSError) and err.errno
-                 else error_summary(err))
+        cause = " ".join((os.strerror(err.errno) if isinstance(err, OSError) and err.errno
+                          else error_summary(err)).split())
         newest = ckpt.list_checkpoints(os.path.join(folder, "checkpoints"))
         kept = ("the checkpoints written before are intact (newest: %s)" % newest[-1][1]
                 if newest else "no checkpoint was written")
@@ -91,7 +91,7 @@ class RunFolder:
                 "%s already holds a run's checkpoints (newest %s): continue it with --resume %s, "
                 "or train into another --out-dir" % (self.path, os.path.basename(existing[-1][1]),
                                                      self.path))
-        with writing(self.path, "config.json"):
+        with writing(self.path, "the run's config, log and noise"):
             if resume_state is not None:
                 self._set_aside_newer(resume_state["iteration"])
                 self._reload_history(resume_state["iteration"])

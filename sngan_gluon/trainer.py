@@ -220,6 +220,7 @@ class GANTrainer:
         """
         entries = self._built_in_extensions(evaluator) + self._extensions
         entries = [e for e in entries if self.is_chief or not e.chief_only]
+        self._initialized = []
         self.run = RunFolder(out_dir) if self.is_chief else None
         # A signal from here on stops between two iterations (before the first: at once).
         with StopRequest() as stop:
@@ -234,7 +235,7 @@ class GANTrainer:
                 self.progress_bar = self._make_bar(progress)
                 self._loop(entries, stop)
             finally:
-                for entry in entries:
+                for entry in self._initialized:
                     getattr(entry.extension, "finalize", lambda trainer: None)(self)
                 if self.progress_bar is not None:
                     self.progress_bar.close()
@@ -257,6 +258,7 @@ class GANTrainer:
         self.start_time = self.clock()
         for entry in entries:
             getattr(entry.extension, "initialize", lambda trainer: None)(self)
+            self._initialized.append(entry)
         if self.updater.any_worker_stops(stop.requested):
             raise Interrupted(self.last_checkpoint, stop.signal_name or "a stop on another worker")
         while self.iteration < self.total_iterations:
@@ -280,6 +282,9 @@ class GANTrainer:
             saved = self.last_checkpoint is not None and os.path.basename(
                 os.path.normpath(self.last_checkpoint)) == ckpt.checkpoint_name(self.iteration)
             path = self.last_checkpoint if saved else self._snapshot(self)
+        # The other workers leave only once rank 0 has saved: a job launcher stops
+        # the whole job when its first worker exits.
+        self.updater.barrier()
         raise Interrupted(path, signal_name)
 
 

@@ -179,6 +179,11 @@ class Updater:
             return flag
         return any_worker(self.kv, self._vote_key, flag)
 
+    def barrier(self):
+        """Wait until every worker is here (on a dist kvstore; else return at once)."""
+        if self.kv is not None:
+            any_worker(self.kv, self._vote_key, True)
+
     def noise(self, n):
         z = self.noise_rng.normal(size=(n, self.config.z_dim)).astype(np.float32)
         y = (self.noise_rng.randint(0, self.num_classes, size=n).astype(np.int32)

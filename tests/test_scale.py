@@ -24,6 +24,7 @@ import sngan_gluon  # noqa: F401
 from mxnet import gluon, nd
 from mxnet.gluon import nn
 
+from sngan_gluon import checkpoint as ckpt
 from sngan_gluon import launch
 from sngan_gluon.cli import train as train_cli
 from sngan_gluon.config import ConfigError, TrainConfig
@@ -36,7 +37,7 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"),
 
 WORKER = r'''
 """A dist worker: train.py's main(), plus records for tests/test_scale.py in $SCALE_DUMP."""
-import hashlib, json, os, sys
+import hashlib, json, os, signal, sys
 
 RUN_DIR = os.path.abspath(os.environ["SCALE_RUN_DIR"])
 writes = []
@@ -81,6 +82,13 @@ def init(self, config, dataset=None, kvstore=None):
     if kvstore is not None and str(kvstore.rank) == os.environ.get("SCALE_FAIL_RANK"):
         raise ConfigError("injected failure on rank %d" % kvstore.rank)
     _init(self, config, dataset, kvstore)
+    at = os.environ.get("SCALE_SIGNAL_AT")
+    if at and str(self.rank) == os.environ.get("SCALE_SIGNAL_RANK"):
+        def signal_self(trainer):  # as a cluster's SIGTERM reaching this worker first
+            if trainer.iteration == int(at):
+                os.kill(os.getpid(), signal.SIGTERM)
+        signal_self.chief_only = False
+        self.extend(signal_self, every=1)
 
 
 def digest(image):
@@ -374,6 +382,24 @@ def test_dist_sync_workers_agree_read_disjoint_shards_and_only_rank_0_writes(
     _assert_same_weights(resumed[0]["weights"], resumed[1]["weights"])
     assert resumed[1]["writes"] == []  # rank 1 leaves even log.csv to rank 0
     assert len((run / "log.csv").read_text().splitlines()) == 1 + 3
+
+
+@needs_proc
+@pytest.mark.slow
+def test_sigterm_to_one_dist_worker_stops_every_worker_and_rank_0_saves(tmp_path, capfd):
+    """Rank 1 alone gets SIGTERM after iteration 2: both stop after it; rank 0 saves it."""
+    args = ["--dataset", "synthetic", "--kvstore", "dist_sync", "--batch-size", "8",
+            "--iterations", "50", "--checkpoint-every", "100", "--log-every", "100",
+            "--sample-every", "100", "--seed", "1", "--quiet", "--out-dir", "run"]
+    code, seconds = _run_job(tmp_path, "stop", args, timeout=90, SCALE_SIGNAL_RANK="1",
+                             SCALE_SIGNAL_AT="2")
+    captured = capfd.readouterr()
+    assert code == train_cli.EXIT_INTERRUPTED, captured
+    assert "interrupted by SIGTERM" in captured.out + captured.err  # rank 1 says why
+    saved = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
+    assert saved == ["iter_0000002"], captured
+    state = ckpt.read_state(str(tmp_path / "run" / "checkpoints" / "iter_0000002"))
+    assert state["iteration"] == 2 and seconds < 80
 
 
 @needs_proc

@@ -181,12 +181,16 @@ def test_nan_loss_stops_with_iteration_and_keeps_last_checkpoint(dataset, tmp_pa
     assert all(np.isfinite(w).all() for w in _weights(restored))
 
 
-def test_ctrl_c_writes_a_checkpoint_of_the_finished_iteration(dataset, tmp_path):
+@pytest.mark.parametrize("name", ["SIGINT", "SIGHUP"])
+def test_a_stop_signal_writes_a_checkpoint_of_the_finished_iteration(dataset, tmp_path, name):
+    """Ctrl-C, or SIGHUP as a closed terminal or Slurm sends (SIGTERM: tests/test_run_safety.py)."""
     trainer = GANTrainer(_config(iterations=50, checkpoint_every=100), dataset=dataset)
-    trainer.extend(lambda tr: os.kill(os.getpid(), signal.SIGINT) if tr.iteration == 4 else None,
+    number = getattr(signal, name)
+    trainer.extend(lambda tr: os.kill(os.getpid(), number) if tr.iteration == 4 else None,
                    every=1)
     with pytest.raises(KeyboardInterrupt) as info:
         trainer.train(str(tmp_path / "run"))
+    assert info.value.signal_name == name
     assert info.value.args[0].endswith("iter_0000004")
     assert ckpt.read_state(info.value.args[0])["iteration"] == 4
 
