@@ -97,9 +97,10 @@ DEFAULT_HOSTS_PORT = 9091  # dmlc_tracker's first choice
 
 # After the last worker has finished, the scheduler and servers get this long to
 # leave on their own before they are stopped; a stopped process gets
-# _KILL_GRACE_S after SIGTERM before SIGKILL.
+# _KILL_GRACE_S after SIGTERM before SIGKILL: a training worker that gets SIGTERM
+# finishes its iteration and rank 0 writes a checkpoint, which takes seconds.
 _STOP_GRACE_S = 10.0
-_KILL_GRACE_S = 3.0
+_KILL_GRACE_S = 30.0
 _POLL_S = 0.05
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,7 +15,6 @@ from ..feature_nets import FEATURE_NETS
 from . import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, finite_float,
                positive_int)
 
-EXIT_TRAINING_FAILED = EXIT_FAILED  # the name main() uses
 
 _D = TrainConfig()  # defaults
 
@@ -228,7 +227,7 @@ def main(argv=None):
         if job.get("kvstore") is None:
             raise
         traceback.print_exc()
-        code = EXIT_TRAINING_FAILED
+        code = EXIT_FAILED
     if job.get("kvstore") is not None and code != 0:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -259,7 +258,7 @@ def _train(argv, job):
     except (ConfigError, DatasetError, CheckpointError, MetricsError, RunFolderError) as err:
         return _fail("error: %s" % err, EXIT_USER_ERROR)
     except (TrainingError, RunFolderWriteError) as err:
-        return _fail("error: %s" % err, EXIT_TRAINING_FAILED)
+        return _fail("error: %s" % err, EXIT_FAILED)
     except KeyboardInterrupt as err:
         return _fail(_interrupted_message(err), EXIT_INTERRUPTED)
     if trainer.is_chief:
