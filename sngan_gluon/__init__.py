@@ -2,7 +2,8 @@
 
 Public API: the spectrally normalized layers (``SNConv1D/2D/3D``,
 ``SNConv2DTranspose``, ``SNDense``, ``SNEmbedding``), ``ConditionalBatchNorm``,
-the model registry (``get_generator``, ``get_discriminator``) and the losses.
+spectral normalization of any Gluon network (``spectral_norm``,
+``remove_spectral_norm``, ``warm_up``), the model registry (``get_generator``, ``get_discriminator``) and the losses.
 """
 from ._threads import set_default_threads
 
@@ -13,9 +14,10 @@ from . import _compat  # noqa: F401,E402  (must run before anything imports mxne
 from . import losses  # noqa: E402
 from .models import get_discriminator, get_generator  # noqa: E402
 from .nn import (ConditionalBatchNorm, SNConv1D, SNConv2D, SNConv2DTranspose,  # noqa: E402
-                 SNConv3D, SNDense, SNEmbedding)
+                 SNConv3D, SNDense, SNEmbedding, remove_spectral_norm, spectral_norm, warm_up)
 
 __version__ = "0.1.0"
 
 __all__ = ["SNConv1D", "SNConv2D", "SNConv3D", "SNConv2DTranspose", "SNDense", "SNEmbedding",
-           "ConditionalBatchNorm", "get_generator", "get_discriminator", "losses"]
+           "ConditionalBatchNorm", "spectral_norm", "remove_spectral_norm", "warm_up",
+           "get_generator", "get_discriminator", "losses"]
