@@ -4,7 +4,8 @@ Forward + backward of the discriminator of Miyato et al. (2018), appendix table 
 (seven 3x3/4x4 convolutions, LeakyReLU(0.1), a dense layer; 32x32 input), batch
 64, hybridized, built once from SN layers and once from plain ``nn.Conv2D`` /
 ``nn.Dense``. The two are timed interleaved in one run (ABAB...), so machine
-noise hits both alike, and the ratio of medians is printed. A small MLP is timed
+noise hits both alike, and the ratios of medians of wall-clock and of process
+CPU time are printed (on a shared machine the CPU time is the steadier figure). A small MLP is timed
 the same way to show the fixed per-layer cost where there is little else.
 
 The full GAN step is the trainer's iteration on the package's standard CNN pair
@@ -58,6 +59,21 @@ def step(net, x):
     nd.waitall()
 
 
+def interleaved(calls, repeats):
+    """Time ``calls`` ({key: fn}) in turn, ``repeats`` rounds: medians of wall-clock and of
+    process CPU time per key. CPU time counts only this process's threads, so it
+    moves much less than wall time when other processes share the cores."""
+    wall, cpu = {k: [] for k in calls}, {k: [] for k in calls}
+    for _ in range(repeats):
+        for key, fn in calls.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            cpu[key].append(time.process_time() - c)
+            wall[key].append(time.perf_counter() - w)
+    return ({k: float(np.median(v)) for k, v in wall.items()},
+            {k: float(np.median(v)) for k, v in cpu.items()})
+
+
 def compare(make, x, repeats):
     nets = {}
     for sn in (False, True):
@@ -68,13 +84,15 @@ def compare(make, x, repeats):
         for _ in range(3):
             step(net, x)
         nets[sn] = net
-    times = {False: [], True: []}
-    for _ in range(repeats):
-        for sn in (False, True):
-            start = time.perf_counter()
-            step(nets[sn], x)
-            times[sn].append(time.perf_counter() - start)
-    return {sn: float(np.median(t)) for sn, t in times.items()}
+    return interleaved({sn: (lambda net=net: step(net, x)) for sn, net in nets.items()},
+                       repeats)
+
+
+def report(name, wall, cpu):
+    print("%-24s plain %8.2f ms   SN %8.2f ms   SN/plain %.3f   CPU time: %8.2f / %8.2f ms, "
+          "SN/plain %.3f" % (name, wall[False] * 1e3, wall[True] * 1e3, wall[True] / wall[False],
+                             cpu[False] * 1e3, cpu[True] * 1e3, cpu[True] / cpu[False]),
+          flush=True)
 
 
 class FullStep:
@@ -115,14 +133,7 @@ def compare_full_step(batch_size, repeats):
     for _ in range(2):
         for sn in (False, True):
             steps[sn]()
-    times = {False: [], True: []}
-    for _ in range(repeats):
-        for sn in (False, True):
-            start = time.perf_counter()
-            steps[sn]()
-            times[sn].append(time.perf_counter() - start)
-    ratios = np.array(times[True]) / np.array(times[False])
-    return {sn: float(np.median(t)) for sn, t in times.items()}, float(np.median(ratios))
+    return interleaved(steps, repeats)
 
 
 def main():
@@ -139,15 +150,9 @@ def main():
     )
     print("forward+backward, batch %d, hybridized, median of interleaved runs" % args.batch_size)
     for name, make, x, repeats in cases:
-        t = compare(make, x, repeats)
-        print("%-24s plain %8.2f ms   SN %8.2f ms   SN/plain %.3f  (+%.2f ms)"
-              % (name, t[False] * 1e3, t[True] * 1e3, t[True] / t[False],
-                 (t[True] - t[False]) * 1e3))
+        report(name, *compare(make, x, repeats))
     if args.full_repeats:
-        t, pair_ratio = compare_full_step(args.batch_size, args.full_repeats)
-        print("full GAN step, dcgan     plain %8.2f ms   SN %8.2f ms   SN/plain %.3f  "
-              "(median of per-pair ratios %.3f)"
-              % (t[False] * 1e3, t[True] * 1e3, t[True] / t[False], pair_ratio))
+        report("full GAN step, dcgan", *compare_full_step(args.batch_size, args.full_repeats))
 
 
 if __name__ == "__main__":

@@ -262,11 +262,9 @@ class SpectralNormMixin:
         sigma, u_new = power_iteration(F, w_mat, u_read, self._sn_out_dim,
                                        self._power_iterations, self._epsilon)
         written = _assign(F, u, F.where(F.broadcast_like(is_train, u), u_new, u_read))
-        # The zeros keep the write and its fence in the graph: a node no output
-        # depends on is pruned.
-        done = F.BlockGrad(_fence(F, written))
-        return F.broadcast_add(sigma, F.sum(F.BlockGrad(written), axis=1, keepdims=True) * 0
-                               + done)
+        # The fence is a zero computed from the write; adding it keeps both in the
+        # graph (a node no output depends on is pruned).
+        return F.broadcast_add(sigma, F.BlockGrad(_fence(F, written)))
 
     def _inv_sigma(self, F, weight, u, write):
         """``1 / sigma(W)`` (1, 1), the factor every SN layer multiplies by."""
