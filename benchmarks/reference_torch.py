@@ -20,7 +20,9 @@ running statistics) to ``--out`` in the package's ``.npz`` contract (see
 ``--init normal`` (every weight Normal(0.02), biases zero, as the package),
 ``--u-warmup 0`` (SN's ``u`` left as a raw normal draw instead of PyTorch's 15
 power iterations at wrapping) and ``--bn0 unit`` (a BatchNorm per unit before
-the reshape, as the authors' Chainer code) are one-factor swaps for
+the reshape, as the authors' Chainer code) and ``--bn-stats g_step`` (G's
+BatchNorm running statistics updated in the G step only, as MXNet's BatchNorm,
+which updates them in backward, does in the package) are one-factor swaps for
 ``benchmarks/quality_parity.py``.
 """
 import argparse
@@ -109,10 +111,21 @@ def batches(images, batch_size, seed):
             yield data[order[b * batch_size:(b + 1) * batch_size]]
 
 
+def set_bn_momentum(net, momentum):
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
 def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(0.5, 0.999),
-          n_dis=1, clip=10.0, init="torch", u_warmup=True, bn0="channel", device="cpu",
-          log_every=100):
-    """Train G and D on uint8 ``images`` (N, H, W, C); returns the generator (train mode)."""
+          n_dis=1, clip=10.0, init="torch", u_warmup=True, bn0="channel", bn_stats="both",
+          device="cpu", log_every=100):
+    """Train G and D on uint8 ``images`` (N, H, W, C); returns the generator (train mode).
+
+    ``bn_stats="g_step"`` leaves G's BatchNorm running statistics alone while G
+    draws D's fake batch (MXNet updates them in backward, so the package's G
+    step alone updates them); ``"both"`` is PyTorch's way.
+    """
     torch.manual_seed(seed)
     channels, bottom = images.shape[3], images.shape[1] // 8
     G = Generator(z_dim, channels, bottom=bottom, bn0=bn0)
@@ -129,8 +142,11 @@ def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(
     for it in range(1, iterations + 1):
         for _ in range(n_dis):
             real = next(data).to(device)
+            if bn_stats == "g_step":
+                set_bn_momentum(G, 0.0)
             with torch.no_grad():  # G in train mode: batch statistics, as in the package
                 fake = G(torch.randn(batch_size, z_dim, device=device))
+            set_bn_momentum(G, 0.1)
             out = D(torch.cat([real, fake]))
             loss_d = relu(1 - out[:batch_size]).mean() + relu(1 + out[batch_size:]).mean()
             opt_d.zero_grad()
@@ -182,6 +198,7 @@ def build_parser():
     parser.add_argument("--init", choices=("torch", "normal"), default="torch")
     parser.add_argument("--u-warmup", type=int, choices=(0, 1), default=1)
     parser.add_argument("--bn0", choices=("channel", "unit"), default="channel")
+    parser.add_argument("--bn-stats", choices=("both", "g_step"), default="both")
     parser.add_argument("--device", default="cpu")
     return parser
 
@@ -190,7 +207,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     images = load_images(args.data)
     G = train(images, args.iterations, seed=args.seed, init=args.init,
-              u_warmup=bool(args.u_warmup), bn0=args.bn0, device=args.device)
+              u_warmup=bool(args.u_warmup), bn0=args.bn0, bn_stats=args.bn_stats,
+              device=args.device)
     samples = sample(G, args.num, seed=args.seed + 1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, images=samples)
