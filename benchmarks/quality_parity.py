@@ -127,6 +127,8 @@ def build_parser():
     parser.add_argument("--torch", dest="torch_options", action="append", default=[],
                         metavar="KEY=VALUE", help="an argument of reference_torch.train")
     parser.add_argument("--table-only", action="store_true", help="judge, do not train")
+    parser.add_argument("--judge-epochs", type=int, default=15,
+                        help="training epochs of the judge (fewer only for smoke tests)")
     return parser
 
 
@@ -153,7 +155,7 @@ def main(argv=None):
             print("%s seed %d: %d iterations in %.1f min"
                   % (impl + suffix, seed, args.iterations, (time.time() - start) / 60),
                   flush=True)
-    classifier, accuracy = train_classifier(train, test)
+    classifier, accuracy = train_classifier(train, test, epochs=args.judge_epochs)
     judge_of = Judge(classifier, train, test)
     table = judge_folder(args.out_dir, judge_of)
     print("judge: digits CNN, held-out accuracy %.3f; real-vs-real FID floor %.2f"
