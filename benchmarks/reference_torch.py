@@ -119,12 +119,13 @@ def set_bn_momentum(net, momentum):
 
 def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(0.5, 0.999),
           n_dis=1, clip=10.0, init="torch", u_warmup=True, bn0="channel", bn_stats="both",
-          device="cpu", log_every=100):
+          bn_momentum=0.1, device="cpu", log_every=100):
     """Train G and D on uint8 ``images`` (N, H, W, C); returns the generator (train mode).
 
     ``bn_stats="g_step"`` leaves G's BatchNorm running statistics alone while G
     draws D's fake batch (MXNet updates them in backward, so the package's G
-    step alone updates them); ``"both"`` is PyTorch's way.
+    step alone updates them); ``"both"`` is PyTorch's way. ``bn_momentum`` is
+    PyTorch's (the weight of the new batch: Gluon's ``momentum`` is 1 minus it).
     """
     torch.manual_seed(seed)
     channels, bottom = images.shape[3], images.shape[1] // 8
@@ -134,6 +135,7 @@ def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(
         normal_init(G)
         normal_init(D)
     add_spectral_norm(D, u_warmup)
+    set_bn_momentum(G, bn_momentum)
     G, D = G.to(device), D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
@@ -146,7 +148,7 @@ def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(
                 set_bn_momentum(G, 0.0)
             with torch.no_grad():  # G in train mode: batch statistics, as in the package
                 fake = G(torch.randn(batch_size, z_dim, device=device))
-            set_bn_momentum(G, 0.1)
+            set_bn_momentum(G, bn_momentum)
             out = D(torch.cat([real, fake]))
             loss_d = relu(1 - out[:batch_size]).mean() + relu(1 + out[batch_size:]).mean()
             opt_d.zero_grad()
@@ -199,6 +201,8 @@ def build_parser():
     parser.add_argument("--u-warmup", type=int, choices=(0, 1), default=1)
     parser.add_argument("--bn0", choices=("channel", "unit"), default="channel")
     parser.add_argument("--bn-stats", choices=("both", "g_step"), default="both")
+    parser.add_argument("--bn-momentum", type=float, default=0.1,
+                        help="G's BatchNorm momentum, PyTorch's convention")
     parser.add_argument("--device", default="cpu")
     return parser
 
@@ -208,7 +212,7 @@ def main(argv=None):
     images = load_images(args.data)
     G = train(images, args.iterations, seed=args.seed, init=args.init,
               u_warmup=bool(args.u_warmup), bn0=args.bn0, bn_stats=args.bn_stats,
-              device=args.device)
+              bn_momentum=args.bn_momentum, device=args.device)
     samples = sample(G, args.num, seed=args.seed + 1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, images=samples)
