@@ -225,7 +225,7 @@ def test_reference_torch_trains_and_writes_samples_in_the_npz_contract(tmp_path)
 
 
 def test_reference_bn_stats_g_step_leaves_running_statistics_to_the_g_step():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     ref = import_benchmark("reference_torch")
     images = np.random.RandomState(0).randint(0, 256, (64, 32, 32, 3)).astype(np.uint8)
     var = {}
