@@ -17,13 +17,15 @@ running statistics) to ``--out`` in the package's ``.npz`` contract (see
 
     python benchmarks/reference_torch.py --iterations 1500 --seed 0 --out runs/torch-0.npz
 
-``--init normal`` (every weight Normal(0.02), biases zero, as the package),
-``--u-warmup 0`` (SN's ``u`` left as a raw normal draw instead of PyTorch's 15
-power iterations at wrapping) and ``--bn0 unit`` (a BatchNorm per unit before
-the reshape, as the authors' Chainer code) and ``--bn-stats g_step`` (G's
-BatchNorm running statistics updated in the G step only, as MXNet's BatchNorm,
-which updates them in backward, does in the package) are one-factor swaps for
-``benchmarks/quality_parity.py``.
+One-factor swaps (``benchmarks/quality_parity.py --torch KEY=VALUE`` passes
+them to :func:`train`): ``--init normal`` (every weight Normal(0.02), biases
+zero, as the package), ``--u-warmup 0`` (SN's ``u`` left as a raw normal draw
+instead of PyTorch's 15 power iterations at wrapping), ``--bn0 unit`` (a
+BatchNorm per unit before the reshape, as the authors' Chainer code),
+``--bn-stats g_step`` (G's BatchNorm running statistics updated in the G step
+only, as in the package: MXNet's BatchNorm updates them in backward) and
+``--bn-momentum`` (PyTorch's convention: the weight of the new batch). The
+first two with ``g_step`` replicate the package's recipe.
 """
 import argparse
 import os
