@@ -104,9 +104,9 @@ class DCGANGenerator(Generator):
         Momentum of every BatchNorm's running statistics, as Gluon's
         ``nn.BatchNorm`` (the weight of the old value). MXNet updates them in
         backward, so in training they advance once per generator step, where
-        PyTorch and Chainer advance them on every training-mode call (twice per
-        iteration at ``n_dis = 1``: D's fake batch and G's step); ``0.81 =
-        0.9**2`` tracks the generator as fast as they do with 0.9 (see
+        PyTorch advances them on every training-mode call (twice per iteration
+        at ``n_dis = 1``: D's fake batch and G's step); ``0.81 = 0.9**2``
+        tracks the generator as fast as PyTorch does with 0.9 (see
         docs/quality_parity.md).
 
     Inputs
