@@ -65,13 +65,18 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     assert "target <= 2" in stdout
 
 
-def import_quality_digits():
+def import_benchmark(name):
+    """The module of ``benchmarks/<name>.py`` (the scripts import each other by name)."""
+    import importlib
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:
-        import quality_digits
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return quality_digits
+
+
+def import_quality_digits():
+    return import_benchmark("quality_digits")
 
 
 def test_the_benchmark_defaults_are_the_runs_the_readme_reports():
@@ -104,3 +109,149 @@ def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
     figures = judge(to_tensor(train.images[index]))
     assert figures["class_shares"][3] > 0.25 and figures["class_shares"][8] > 0.25
     assert figures["balanced_over_floor"] < 0.7 * figures["fid_over_floor"]
+
+
+# ------------------------------------------------------------ quality parity with PyTorch
+
+def _copy_generator(Gm, Gt):
+    """Package generator ``Gm`` -> reference ``Gt`` (same layouts: a Dense weight is
+    (out, in) in both, a transposed convolution's (in, out, kh, kw) in both)."""
+    import torch
+    pairs = [(Gt.dense, Gm.dense), (Gt.bn0, Gm.bn0)]
+    t_layers = [m for m in Gt.blocks if not isinstance(m, torch.nn.ReLU)]
+    for i, block in enumerate(Gm.blocks):
+        pairs += [(t_layers[2 * i], block.deconv), (t_layers[2 * i + 1], block.bn)]
+    pairs.append((Gt.out, Gm.out))
+    with torch.no_grad():
+        for t, m in pairs:
+            if isinstance(t, torch.nn.BatchNorm2d):
+                sources = {"weight": m.gamma, "bias": m.beta, "running_mean": m.running_mean,
+                           "running_var": m.running_var}
+            else:
+                sources = {"weight": m.weight, "bias": m.bias}
+            for name, param in sources.items():
+                getattr(t, name).copy_(torch.from_numpy(param.data().asnumpy()))
+
+
+def _copy_discriminator(Dm, Dt, ref):
+    """Package discriminator ``Dm`` -> reference ``Dt`` (spectral norm added here), with
+    ``u`` (and PyTorch's ``v``) set to each weight's exact top singular vectors in both."""
+    import torch
+    from mxnet import nd
+    t_layers = [m for m in Dt.features if isinstance(m, torch.nn.Conv2d)] + [Dt.head]
+    m_layers = list(Dm.features)[0::2] + [Dm.head.linear]
+    with torch.no_grad():
+        for t, m in zip(t_layers, m_layers):
+            t.weight.copy_(torch.from_numpy(m.weight.data().asnumpy()))
+            t.bias.copy_(torch.from_numpy(m.bias.data().asnumpy()))
+    ref.add_spectral_norm(Dt)
+    with torch.no_grad():
+        for t, m in zip(t_layers, m_layers):
+            w = m.weight.data().asnumpy().reshape(m.weight.shape[0], -1)
+            u, _, vt = np.linalg.svd(w.astype(np.float64))
+            t.parametrizations.weight[0]._u.copy_(torch.from_numpy(u[:, 0].astype(np.float32)))
+            t.parametrizations.weight[0]._v.copy_(torch.from_numpy(vt[0].astype(np.float32)))
+            m.u.set_data(nd.array(u[None, :, 0]))
+
+
+def test_reference_generator_computes_the_package_generator():
+    """Same weights, same noise: the same images, with batch and with running statistics."""
+    torch = pytest.importorskip("torch")
+    import mxnet as mx
+    from mxnet import autograd, nd
+    from sngan_gluon.models.dcgan import DCGANGenerator
+    ref = import_benchmark("reference_torch")
+    mx.random.seed(0)
+    Gm = DCGANGenerator(z_dim=100, ch=64)
+    Gm.initialize()
+    rng = np.random.RandomState(0)
+    for param in Gm.collect_params(".*running.*").values():  # not the trivial 0 / 1
+        param.set_data(nd.array(rng.uniform(0.5, 1.5, param.shape)))
+    Gm.hybridize()
+    Gt = ref.Generator(z_dim=100, ch=64)
+    _copy_generator(Gm, Gt)
+    z = rng.normal(size=(8, 100)).astype(np.float32)
+    Gt.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(Gt(torch.from_numpy(z)).numpy(), Gm(nd.array(z)).asnumpy(),
+                                   atol=1e-5)
+        Gt.train()
+        expected = Gt(torch.from_numpy(z)).numpy()
+    with autograd.train_mode():
+        np.testing.assert_allclose(expected, Gm(nd.array(z)).asnumpy(), atol=1e-5)
+
+
+def test_reference_discriminator_computes_the_package_discriminator_and_its_gradients():
+    """Same weights and singular vectors: the same logits and the same weight gradients."""
+    torch = pytest.importorskip("torch")
+    import mxnet as mx
+    from mxnet import autograd, nd
+    from sngan_gluon.models.dcgan import DCGANDiscriminator
+    ref = import_benchmark("reference_torch")
+    mx.random.seed(0)
+    Dm = DCGANDiscriminator(ch=64)
+    Dm.initialize()
+    x = np.random.RandomState(1).uniform(-1, 1, (6, 3, 32, 32)).astype(np.float32)
+    Dm(nd.array(x))
+    Dm.hybridize()
+    Dt = ref.Discriminator(ch=64)
+    _copy_discriminator(Dm, Dt, ref)
+    Dt.eval()  # u and v stay the exact singular vectors; the package's step keeps them
+    out_t = Dt(torch.from_numpy(x))
+    (out_t[:3].sum() - 2 * out_t[3:].sum()).backward()
+    with autograd.record():
+        out_m = Dm(nd.array(x))
+        loss = out_m[:3].sum() - 2 * out_m[3:].sum()
+    loss.backward()
+    np.testing.assert_allclose(out_t.detach().numpy(), out_m.asnumpy(), rtol=1e-4, atol=1e-6)
+    t_layers = [m for m in Dt.features if isinstance(m, torch.nn.Conv2d)] + [Dt.head]
+    m_layers = list(Dm.features)[0::2] + [Dm.head.linear]
+    for t, m in zip(t_layers, m_layers):
+        grad_t = t.parametrizations.weight.original.grad.numpy()
+        grad_m = m.weight.grad().asnumpy()
+        assert np.linalg.norm(grad_t - grad_m) < 1e-3 * np.linalg.norm(grad_t), m.name
+
+
+def test_reference_torch_trains_and_writes_samples_in_the_npz_contract(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    ref = import_benchmark("reference_torch")
+    out = tmp_path / "samples.npz"
+    ref.main(["--iterations", "2", "--num", "10", "--out", str(out)])
+    with np.load(str(out)) as f:
+        images = f["images"]
+    assert images.dtype == np.uint8 and images.shape == (10, 32, 32, 3)
+    assert images.std() > 0
+
+
+def test_reference_bn_stats_g_step_leaves_running_statistics_to_the_g_step():
+    pytest.importorskip("torch")
+    ref = import_benchmark("reference_torch")
+    images = np.random.RandomState(0).randint(0, 256, (64, 32, 32, 3)).astype(np.uint8)
+    var = {}
+    for mode in ("both", "g_step"):
+        G = ref.train(images, 1, batch_size=8, bn_stats=mode, log_every=0)
+        var[mode] = G.bn0.running_var.detach().numpy()
+    # running_var starts at 1 and each update takes 0.9 of it: two updates against one
+    assert np.allclose(var["both"], 0.81 + 0.19 * (var["g_step"] - 0.9) / 0.1, atol=0.1)
+    assert (var["g_step"] > var["both"]).all()
+
+
+@pytest.mark.slow
+def test_quality_parity_trains_and_judges_both_implementations(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = str(tmp_path / "parity")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "quality_parity.py"), "--out-dir", out,
+         "--iterations", "2", "--seeds", "0", "--num", "60", "--judge-epochs", "2"],
+        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:]
+    with open(os.path.join(out, "parity.json")) as f:
+        figures = json.load(f)
+    assert set(figures["runs"]) == {"package", "torch"}
+    for runs in figures["runs"].values():
+        assert set(runs) == {"0"} and runs["0"]["fid"] > 0
+    assert "| **torch** | median of 1 |" in result.stdout
+    assert os.path.isfile(os.path.join(out, "package", "seed0.npz"))

@@ -319,3 +319,22 @@ def test_wrong_input_shapes_are_named():
         g(nd.zeros((2, 100)))
     with pytest.raises(ValueError, match=r"x must have shape \(N, 3, 32, 32\)"):
         d(nd.zeros((2, 3, 48, 48)))
+
+
+@pytest.mark.parametrize("classes", [0, 10])
+def test_dcgan_generator_momentum_reaches_every_batchnorm(classes):
+    """One training step moves each running variance from 1 by (1 - momentum) of the way."""
+    G = get_generator("dcgan", image_size=32, z_dim=16, num_classes=classes, ch=64, momentum=0.5)
+    G.initialize()
+    z = nd.random.normal(shape=(8, 16))
+    y = nd.array(np.arange(8) % max(classes, 1)) if classes else None
+    with autograd.record():
+        out = G(z, y) if classes else G(z)
+    out.backward()  # MXNet updates running statistics in backward
+    variances = [p.data().asnumpy() for name, p in G.collect_params().items()
+                 if name.endswith("running_var")]
+    assert len(variances) == 4
+    for var in variances:  # 0.5 * 1 + 0.5 * batch variance, the batch variance far from 1
+        assert np.all(var < 0.99) and np.all(var > 0.5)
+    with pytest.raises(ValueError, match="momentum"):
+        get_generator("dcgan", momentum=1.0)

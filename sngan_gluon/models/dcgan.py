@@ -44,10 +44,10 @@ def _init():
     return mx.init.Normal(0.02)
 
 
-def _batch_norm(num_features, num_classes):
+def _batch_norm(num_features, num_classes, momentum):
     if num_classes > 0:
-        return ConditionalBatchNorm(num_features, num_classes)
-    return nn.BatchNorm(in_channels=num_features)
+        return ConditionalBatchNorm(num_features, num_classes, momentum=momentum)
+    return nn.BatchNorm(momentum=momentum, in_channels=num_features)
 
 
 def _check_ch(arch, ch):
@@ -62,7 +62,7 @@ class _UpBlock(HybridBlock):
     Outputs: (N, channels, 2H, 2W).
     """
 
-    def __init__(self, in_channels, channels, num_classes, **kwargs):
+    def __init__(self, in_channels, channels, num_classes, momentum=0.9, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         with self.name_scope():
@@ -70,7 +70,7 @@ class _UpBlock(HybridBlock):
             # own layer takes MXNet's fast native (oneDNN) Deconvolution path.
             self.deconv = nn.Conv2DTranspose(channels, 4, strides=2, padding=1,
                                              in_channels=in_channels, weight_initializer=_init())
-            self.bn = _batch_norm(channels, num_classes)
+            self.bn = _batch_norm(channels, num_classes, momentum)
 
     def hybrid_forward(self, F, x, y=None):
         h = self.deconv(x)
@@ -100,6 +100,14 @@ class DCGANGenerator(Generator):
         Output image channels (3: RGB, 1: grayscale).
     ch : int
         Width at the bottom (paper: 512); a multiple of 8.
+    momentum : float
+        Momentum of every BatchNorm's running statistics, as Gluon's
+        ``nn.BatchNorm`` (the weight of the old value). MXNet updates them in
+        backward, so in training they advance once per generator step, where
+        PyTorch advances them on every training-mode call (twice per iteration
+        at ``n_dis = 1``: D's fake batch and G's step); ``0.81 = 0.9**2``
+        tracks the generator as fast as PyTorch does with 0.9 (see
+        docs/quality_parity.md).
 
     Inputs
     ------
@@ -111,10 +119,13 @@ class DCGANGenerator(Generator):
     images : (N, channels, image_size, image_size) in [-1, 1].
     """
 
-    def __init__(self, image_size=32, z_dim=128, num_classes=0, channels=3, ch=512, **kwargs):
+    def __init__(self, image_size=32, z_dim=128, num_classes=0, channels=3, ch=512,
+                 momentum=0.9, **kwargs):
         check_common("dcgan", num_classes, channels)
         check_image_size("dcgan", image_size, BOTTOM_WIDTH)
         _check_ch("dcgan", ch)
+        if not 0 <= momentum < 1:
+            raise ValueError("dcgan: momentum must be in [0, 1), got %r" % (momentum,))
         super().__init__(**kwargs)
         self.image_size, self.z_dim, self.num_classes, self.channels = (
             image_size, z_dim, num_classes, channels)
@@ -122,10 +133,10 @@ class DCGANGenerator(Generator):
         units = self._bottom ** 2 * ch
         with self.name_scope():
             self.dense = nn.Dense(units, in_units=z_dim, weight_initializer=_init())
-            self.bn0 = _batch_norm(ch, num_classes)
+            self.bn0 = _batch_norm(ch, num_classes, momentum)
             self.blocks = nn.HybridSequential()
             for width in (ch, ch // 2, ch // 4):
-                self.blocks.add(_UpBlock(width, width // 2, num_classes))
+                self.blocks.add(_UpBlock(width, width // 2, num_classes, momentum))
             self.out = nn.Conv2D(channels, 3, padding=1, in_channels=ch // 8,
                                  weight_initializer=_init())
 
