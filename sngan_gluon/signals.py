@@ -8,6 +8,11 @@ finishes, a checkpoint of the state between two whole iterations is written,
 and the loop raises :class:`Interrupted`. A second signal raises
 :class:`Interrupted` at once, wherever the loop is (a checkpoint being written
 is then abandoned, and the earlier ones are kept).
+
+A signal that is ignored when training starts stays ignored: ``nohup`` ignores
+SIGHUP so that a run outlives its terminal, and a shell starts background jobs
+with SIGINT ignored; catching them would stop such a run when the terminal
+closes.
 """
 import signal
 import sys
@@ -49,7 +54,8 @@ class StopRequest:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):

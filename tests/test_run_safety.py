@@ -96,7 +96,8 @@ def test_interrupts_at_random_moments_resume_to_the_same_weights(
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_second_signal_stops_at_once_without_a_checkpoint(dataset, tmp_path):
+def test_a_second_signal_stops_at_once_without_a_checkpoint(dataset, tmp_path,
+                                                            stop_signals_not_ignored):
     trainer = GANTrainer(_config(iterations=50), dataset=dataset)
 
     def twice(tr):
@@ -110,6 +111,20 @@ def test_a_second_signal_stops_at_once_without_a_checkpoint(dataset, tmp_path):
     assert info.value.at_once and info.value.args[0] is None
     assert ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints")) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_a_signal_ignored_at_the_start_stays_ignored(dataset, tmp_path):
+    """``nohup`` ignores SIGHUP: a closed terminal must not stop such a run."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        trainer = GANTrainer(_config(iterations=4), dataset=dataset)
+        trainer.extend(lambda tr: os.kill(os.getpid(), signal.SIGHUP) if tr.iteration == 2
+                       else None, every=1)
+        trainer.train(str(tmp_path / "run"))
+        assert trainer.iteration == 4
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 # ------------------------------------------------------------------ one run per folder

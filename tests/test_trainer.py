@@ -182,7 +182,8 @@ def test_nan_loss_stops_with_iteration_and_keeps_last_checkpoint(dataset, tmp_pa
 
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGHUP"])
-def test_a_stop_signal_writes_a_checkpoint_of_the_finished_iteration(dataset, tmp_path, name):
+def test_a_stop_signal_writes_a_checkpoint_of_the_finished_iteration(dataset, tmp_path, name,
+                                                                     stop_signals_not_ignored):
     """Ctrl-C, or SIGHUP as a closed terminal or Slurm sends (SIGTERM: tests/test_run_safety.py)."""
     trainer = GANTrainer(_config(iterations=50, checkpoint_every=100), dataset=dataset)
     number = getattr(signal, name)

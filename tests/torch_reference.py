@@ -43,6 +43,9 @@ def _utils_stub():
     stub = types.ModuleType("torch_fidelity.utils")
 
     def __getattr__(name):
+        if name.startswith("__"):  # __file__, __path__ ...: inspect and importlib ask
+            raise AttributeError(name)
+
         def unavailable(*args, **kwargs):
             raise RuntimeError("torch_fidelity.utils.%s is stubbed in tests (needs torchvision)"
                                % name)
