@@ -46,14 +46,8 @@ def make_config(**kwargs):
 
 def images_per_second(trainer, warmup, iterations):
     """Real images per second over ``iterations`` full iterations after ``warmup``."""
-    batches = iter(trainer.stream)
-
     def iteration():
-        for _ in range(trainer.config.n_dis):
-            real, labels = next(batches)
-            trainer._d_step(real, labels)
-        trainer._g_step()
-        trainer.iteration += 1
+        trainer.updater.update()
 
     for _ in range(warmup):
         iteration()

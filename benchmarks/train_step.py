@@ -10,6 +10,10 @@ For ``dcgan`` at 32x32, batch 64, hybridized, n_dis = 1 and 5, prints:
   (target: the full iteration costs at most 10% more);
 * the data pipeline's images/s alone, and its ratio to what training consumes
   (target: at least 5x);
+* the cost of the training loop's one host wait per iteration (for the
+  generator's loss, so that the progress bar counts finished iterations):
+  ``--loop-iterations`` iterations queued back to back against the same with
+  the wait after each, and their ratio;
 * the peak resident memory of the process.
 
 Full iterations and the parts are timed interleaved in one run so that machine
@@ -47,12 +51,17 @@ def parts_alone(trainer, n_dis, batch):
     nd.waitall()
 
 
-def full_iteration(trainer, batches):
-    for _ in range(trainer.config.n_dis):
-        real, labels = next(batches)
-        trainer._d_step(real, labels)
-    trainer._g_step()
-    trainer.iteration += 1
+def full_iteration(trainer):
+    trainer.updater.update()
+    nd.waitall()
+
+
+def loop_of(trainer, iterations, wait):
+    """``iterations`` updates as the training loop runs them; ``wait``: its per-iteration wait."""
+    for _ in range(iterations):
+        observation = trainer.updater.update()
+        if wait:
+            observation.wait()
     nd.waitall()
 
 
@@ -69,6 +78,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--loop-iterations", type=int, default=5)
     args = parser.parse_args()
     dataset = get_dataset("synthetic", image_size=32)
     print("dcgan 32x32, batch %d, hybridized; medians of %d interleaved repeats"
@@ -77,19 +87,24 @@ def main():
         config = TrainConfig(dataset="synthetic", arch="dcgan", batch_size=args.batch_size,
                              n_dis=n_dis, iterations=10 ** 6, quiet=True)
         trainer = GANTrainer(config, dataset=dataset)
-        batches = iter(trainer.stream)
         for _ in range(2):
-            full_iteration(trainer, batches)
+            full_iteration(trainer)
             parts_alone(trainer, n_dis, args.batch_size)
-        full, parts = [], []
+        full, parts, queued, waited = [], [], [], []
+        k = args.loop_iterations
         for _ in range(args.repeats):
-            full.append(median_time(lambda: full_iteration(trainer, batches), 1))
+            full.append(median_time(lambda: full_iteration(trainer), 1))
             parts.append(median_time(lambda: parts_alone(trainer, n_dis, args.batch_size), 1))
+            queued.append(median_time(lambda: loop_of(trainer, k, wait=False), 1) / k)
+            waited.append(median_time(lambda: loop_of(trainer, k, wait=True), 1) / k)
         t_full, t_parts = float(np.median(full)), float(np.median(parts))
         consumed = n_dis * args.batch_size / t_full
         print("n_dis=%d: full iteration %.3f s (%.2f it/s, %.0f real images/s); "
               "forward+backward alone %.3f s; full/alone %.3f"
               % (n_dis, t_full, 1 / t_full, consumed, t_parts, t_full / t_parts))
+        t_queued, t_waited = float(np.median(queued)), float(np.median(waited))
+        print("n_dis=%d: loop of %d iterations, queued %.4f s/it, waiting for each %.4f s/it; "
+              "waiting/queued %.3f" % (n_dis, k, t_queued, t_waited, t_waited / t_queued))
     stream = iter(BatchStream(dataset, args.batch_size, seed=0))
     next(stream)
     count = 200

@@ -1,53 +1,101 @@
-"""Checkpoints: written atomically, found again by run folder or by path, pruned.
+"""Checkpoints: a trainer's whole state saved atomically, validated and restored, pruned.
 
 A checkpoint is a folder ``<run>/checkpoints/iter_XXXXXXX/`` holding
 ``generator.params``, ``discriminator.params`` (every ``u`` included),
 ``generator_ema.params`` (when an EMA is kept), ``g_trainer.states``,
 ``d_trainer.states`` and ``state.json`` (iteration, data position, the noise
-generator's state and the run's full config). It is assembled in a temporary
-folder beside its final place and renamed into it, so a crash or Ctrl-C while
-saving never leaves a half-written checkpoint and never harms an earlier one.
+generator's state, the regularisers' state and the run's full config). It is
+assembled in a temporary folder ``.tmp-iter_XXXXXXX-PID`` beside its final
+place and renamed into it, so a crash while saving never leaves a half-written
+checkpoint and never harms an earlier one; a later start removes the
+temporary folders of processes that are gone.
+
+A checkpoint is read only after it is validated whole: ``state.json``'s types
+and ranges, its file set, the data position against the iteration, the weight
+shapes and that each optimizer state fits its parameter. Given a run folder,
+:func:`resolve_checkpoint` takes the newest checkpoint that passes, and names
+what was wrong with any newer one it skips.
 """
 import json
+import math
 import os
+import pickle
 import re
 import shutil
+import sys
 
-from .fileio import error_summary  # noqa: F401  (re-exported for callers)
+import mxnet as mx
+
+from .fileio import error_summary
 
 _NAME = re.compile(r"^iter_(\d{7,})$")
+_TEMPORARY = re.compile(r"^(?:\.tmp-iter_\d{7,}|\.?iter_\d{7,}\.old)-(\d+)$")
 STATE_FILE = "state.json"
+NETWORK_FILES = {"generator.params": "G", "discriminator.params": "D",
+                 "generator_ema.params": "G_ema"}
+OPTIMIZER_FILES = {"g_trainer.states": ("g_trainer", "G"),
+                   "d_trainer.states": ("d_trainer", "D")}
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be found or read; the message says which and why."""
+    """A checkpoint cannot be found, read or trusted; the message says which and why."""
 
 
 def checkpoint_name(iteration):
     return "iter_%07d" % iteration
 
 
-def list_checkpoints(ckpt_dir):
-    """Complete checkpoints under ``ckpt_dir`` as (iteration, path), oldest first."""
+def list_checkpoints(ckpt_dir, complete=True):
+    """Checkpoints under ``ckpt_dir`` as (iteration, path), oldest first.
+
+    ``complete=False`` lists every ``iter_*`` folder, also those without ``state.json``.
+    """
     if not os.path.isdir(ckpt_dir):
         return []
     found = []
     for name in os.listdir(ckpt_dir):
         match = _NAME.match(name)
         path = os.path.join(ckpt_dir, name)
-        if match and os.path.isfile(os.path.join(path, STATE_FILE)):
+        if match and os.path.isdir(path) and (
+                not complete or os.path.isfile(os.path.join(path, STATE_FILE))):
             found.append((int(match.group(1)), path))
     return sorted(found)
 
 
+def remove_stale_temporaries(ckpt_dir):
+    """Remove the temporary folders of saves whose process is gone; returns their paths."""
+    removed = []
+    if not os.path.isdir(ckpt_dir):
+        return removed
+    for name in os.listdir(ckpt_dir):
+        match = _TEMPORARY.match(name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(ckpt_dir, name), ignore_errors=True)
+            removed.append(os.path.join(ckpt_dir, name))
+    return removed
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return False  # a leftover of this process is never in use
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_checkpoint(ckpt_dir, iteration, writers, state, keep=3):
-    """Write one checkpoint atomically and keep only the newest ``keep``.
+    """Write one checkpoint atomically and keep only the newest ``keep`` up to it.
 
     Parameters
     ----------
     writers : dict file name -> callable(path) that writes that file.
     state : JSON-serializable dict, written last as ``state.json``.
 
+    Checkpoints of later iterations than ``iteration`` are never pruned.
     Returns the checkpoint's final path.
     """
     os.makedirs(ckpt_dir, exist_ok=True)
@@ -63,7 +111,7 @@ def write_checkpoint(ckpt_dir, iteration, writers, state, keep=3):
             f.flush()
             os.fsync(f.fileno())
         if os.path.exists(final):  # the same iteration saved again (e.g. at the end)
-            old = final + ".old-%d" % os.getpid()
+            old = os.path.join(ckpt_dir, ".%s.old-%d" % (checkpoint_name(iteration), os.getpid()))
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -71,42 +119,256 @@ def write_checkpoint(ckpt_dir, iteration, writers, state, keep=3):
             os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for _, path in list_checkpoints(ckpt_dir)[:-keep]:
+    older = [path for it, path in list_checkpoints(ckpt_dir) if it <= iteration]
+    for path in older[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
     return final
 
 
-def resolve_checkpoint(path):
-    """The checkpoint folder ``path`` names.
+# ------------------------------------------------------------------ finding and reading
+
+def resolve_checkpoint(path, warn=None):
+    """The checkpoint folder ``path`` names, its ``state.json`` validated.
 
     ``path`` is a checkpoint folder; a folder of checkpoints (a run's
-    ``checkpoints/`` or ``best/``), whose newest is taken; or a run folder,
-    whose newest in ``checkpoints/`` is taken.
+    ``checkpoints/`` or ``best/``), or a run folder (its ``checkpoints/``),
+    whose newest valid checkpoint is taken. Each newer one skipped is reported
+    through ``warn(message)`` (default: a ``warning:`` line on stderr).
     """
+    warn = warn or (lambda message: print("warning: " + message, file=sys.stderr))
     if not os.path.exists(path):
         raise CheckpointError("checkpoint or run folder %s does not exist" % path)
-    if os.path.isfile(os.path.join(path, STATE_FILE)):
+    if _NAME.match(os.path.basename(os.path.normpath(path))) or \
+            os.path.isfile(os.path.join(path, STATE_FILE)):
+        read_state(path)
         return path
-    found = list_checkpoints(os.path.join(path, "checkpoints")) or list_checkpoints(path)
+    found = (list_checkpoints(os.path.join(path, "checkpoints"), complete=False)
+             or list_checkpoints(path, complete=False))
     if not found:
         raise CheckpointError("no checkpoint in %s (expected %s/checkpoints/iter_*/%s or "
                               "%s/iter_*/%s)" % (path, path.rstrip("/"), STATE_FILE,
                                                   path.rstrip("/"), STATE_FILE))
-    return found[-1][1]
+    problems = []
+    for _, candidate in reversed(found):
+        try:
+            read_state(candidate)
+        except CheckpointError as err:
+            problems.append(str(err))
+            continue
+        for problem in problems:
+            warn("%s; resuming from %s instead" % (problem, candidate))
+        return candidate
+    raise CheckpointError("no usable checkpoint in %s: %s" % (path, "; ".join(problems)))
 
 
 def read_state(ckpt_path):
-    """The ``state.json`` of a checkpoint folder, checked for the files it names."""
+    """The ``state.json`` of a checkpoint folder, validated with the file set it names."""
     try:
         with open(os.path.join(ckpt_path, STATE_FILE)) as f:
             state = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError("checkpoint %s is damaged: %s is missing" % (ckpt_path, STATE_FILE))
     except (OSError, ValueError) as err:
-        raise CheckpointError("checkpoint %s is corrupt: cannot read %s (%s)"
+        raise CheckpointError("checkpoint %s is damaged: cannot read %s (%s)"
                               % (ckpt_path, STATE_FILE, err))
-    if not isinstance(state, dict) or "iteration" not in state or "config" not in state:
-        raise CheckpointError("checkpoint %s is corrupt: %s lacks iteration/config"
-                              % (ckpt_path, STATE_FILE))
-    for name in state.get("files", []):
-        if not os.path.isfile(os.path.join(ckpt_path, name)):
-            raise CheckpointError("checkpoint %s is incomplete: %s is missing" % (ckpt_path, name))
+    problem = _state_problem(state, ckpt_path)
+    if problem:
+        raise CheckpointError("checkpoint %s is damaged: %s %s" % (ckpt_path, STATE_FILE, problem))
     return state
+
+
+def _is_int(value, low=0):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _state_problem(state, ckpt_path):
+    """What is wrong with ``state`` (a phrase), or None."""
+    from .config import ConfigError, TrainConfig
+    if not isinstance(state, dict):
+        return "is not an object"
+    for key in ("iteration", "epoch", "batch"):
+        if not _is_int(state.get(key)):
+            return "has %s=%r, not a whole number >= 0" % (key, state.get(key))
+    for key in ("image_size", "channels"):
+        if not _is_int(state.get(key), low=1):
+            return "has %s=%r, not a positive whole number" % (key, state.get(key))
+    if not _is_int(state.get("num_classes")):
+        return "has num_classes=%r, not a whole number >= 0" % (state.get("num_classes"),)
+    if not _rng_state_ok(state.get("noise_rng")):
+        return "has no valid noise_rng (a MT19937 state)"
+    best = state.get("best_fid")
+    if best is not None and not _is_number(best):
+        return "has best_fid=%r, not a finite number" % (best,)
+    anchors = state.get("lecam_anchors")
+    if anchors is not None and not (isinstance(anchors, list) and len(anchors) == 2
+                                    and all(_is_number(a) for a in anchors)):
+        return "has lecam_anchors=%r, not two finite numbers" % (anchors,)
+    try:
+        config = TrainConfig.from_dict(state.get("config")).validate()
+    except (ConfigError, TypeError, ValueError, AttributeError) as err:
+        return "has an unusable config (%s)" % err
+    expected = set(NETWORK_FILES) | set(OPTIMIZER_FILES)
+    if not config.ema > 0:
+        expected.discard("generator_ema.params")
+    files = state.get("files")
+    if not isinstance(files, list) or set(files) != expected:
+        return "lists files %r, expected %s" % (files, sorted(expected))
+    for name in sorted(expected):
+        file = os.path.join(ckpt_path, name)
+        if not os.path.isfile(file) or os.path.getsize(file) == 0:
+            return "names %s, which is missing or empty" % name
+    return None
+
+
+def _rng_state_ok(values):
+    if not (isinstance(values, list) and len(values) == 5 and values[0] == "MT19937"):
+        return False
+    keys, pos, has_gauss, cached = values[1:]
+    return (isinstance(keys, list) and len(keys) == 624
+            and all(_is_int(k) and k < 2 ** 32 for k in keys)
+            and _is_int(pos) and pos <= 624 and has_gauss in (0, 1) and _is_number(cached))
+
+
+def rng_to_json(rng):
+    name, keys, pos, has_gauss, cached = rng.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def rng_from_json(values):
+    import numpy as np
+    rng = np.random.RandomState()
+    name, keys, pos, has_gauss, cached = values
+    rng.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return rng
+
+
+# ---------------------------------------------------------------- a trainer's state
+
+def trainer_state(trainer):
+    """(file writers, ``state.json`` dict) of a :class:`~sngan_gluon.trainer.GANTrainer`."""
+    updater = trainer.updater
+    writers = {
+        "generator.params": trainer.G.save_parameters,
+        "discriminator.params": trainer.D.save_parameters,
+        "g_trainer.states": updater.g_trainer.save_states,
+        "d_trainer.states": updater.d_trainer.save_states,
+    }
+    if trainer.G_ema is not None:
+        writers["generator_ema.params"] = trainer.G_ema.save_parameters
+    state = {
+        "iteration": updater.iteration,
+        "epoch": updater.stream.epoch,
+        "batch": updater.stream.batch,
+        "noise_rng": rng_to_json(updater.noise_rng),
+        "best_fid": None if math.isinf(trainer.best_fid) else trainer.best_fid,
+        "config": trainer.config.to_dict(),
+        "files": sorted(writers),
+        "num_classes": trainer.num_classes,
+        "image_size": trainer.image_size,
+        "channels": trainer.channels,
+    }
+    for term in updater.terms:
+        if term.state_key:
+            state[term.state_key] = term.state()
+    return writers, state
+
+
+def save(trainer, ckpt_dir, keep):
+    """Write ``trainer``'s state as a checkpoint in ``ckpt_dir``; returns its folder."""
+    writers, state = trainer_state(trainer)
+    return write_checkpoint(ckpt_dir, state["iteration"], writers, state, keep=keep)
+
+
+def load(trainer, path):
+    """Validate the checkpoint at ``path`` against ``trainer`` and restore it; returns its state.
+
+    Restores the weights, every ``u``, the optimizer moments, the data position
+    and the noise generator. Raises :class:`CheckpointError` naming what does
+    not fit; nothing outside ``trainer`` is touched.
+    """
+    state = read_state(path)
+    updater = trainer.updater
+    for key in ("num_classes", "image_size", "channels"):
+        if state[key] != getattr(trainer, key):
+            raise CheckpointError("checkpoint %s was trained with %s=%s, this model has %s"
+                                  % (path, key, state[key], getattr(trainer, key)))
+    position = state["epoch"] * updater.stream.batches_per_epoch + state["batch"]
+    if trainer.is_chief and position != state["iteration"] * trainer.config.n_dis:
+        raise CheckpointError("checkpoint %s is damaged: its data position (epoch %d, batch %d)"
+                              " is not where iteration %d ends" % (path, state["epoch"],
+                                                                  state["batch"],
+                                                                  state["iteration"]))
+    for name, (attr, net) in OPTIMIZER_FILES.items():
+        _check_optimizer_states(os.path.join(path, name), getattr(trainer, net), path)
+    try:
+        for name, net in NETWORK_FILES.items():
+            if name in state["files"] and getattr(trainer, net) is not None:
+                ctx = trainer.ctxs[0] if net == "G_ema" else trainer.ctxs
+                getattr(trainer, net).load_parameters(os.path.join(path, name), ctx=ctx)
+        for name, (attr, _) in OPTIMIZER_FILES.items():
+            getattr(updater, attr).load_states(os.path.join(path, name))
+    except (mx.base.MXNetError, OSError, ValueError, AssertionError, KeyError,
+            EOFError) as err:
+        raise CheckpointError("checkpoint %s is damaged or does not match this model: %s"
+                              % (path, error_summary(err)))
+    _restore_position(trainer, state)
+    for term in updater.terms:
+        if term.state_key:
+            term.load_state(state.get(term.state_key))
+    if state.get("best_fid") is not None:
+        trainer.best_fid = float(state["best_fid"])
+    return state
+
+
+def _restore_position(trainer, state):
+    import numpy as np
+    updater, config = trainer.updater, trainer.config
+    updater.iteration = state["iteration"]
+    epoch, batch = state["epoch"], state["batch"]
+    updater.noise_rng = rng_from_json(state["noise_rng"])
+    if not trainer.is_chief:
+        # The checkpoint holds rank 0's data position and noise generator. Another
+        # rank's position follows from the iteration (every iteration reads n_dis
+        # batches), but its generator state is known to no file: it restarts from
+        # (seed, rank, iteration), so the ranks keep drawing different noise.
+        epoch, batch = divmod(updater.iteration * config.n_dis,
+                              updater.stream.batches_per_epoch)
+        updater.noise_rng = np.random.RandomState(
+            [config.seed * 1000 + 17 + trainer.rank, updater.iteration])
+    updater.seek(epoch, batch)
+
+
+def _check_optimizer_states(file, net, path):
+    """Each optimizer state in ``file`` has its parameter's shape (a swapped file does not)."""
+    try:
+        with open(file, "rb") as f:
+            states = pickle.load(f)
+    except Exception as err:  # unpickling a damaged file raises anything
+        raise CheckpointError("checkpoint %s is damaged: %s cannot be read (%s: %s)"
+                              % (path, os.path.basename(file), type(err).__name__, err))
+    if isinstance(states, tuple):  # (states, optimizer) when the optimizer was saved too
+        states = states[0]
+    params = net.collect_params()
+    params = [params[name] for name in sorted(params.keys())]  # gluon.Trainer's order
+    if not isinstance(states, dict):
+        raise CheckpointError("checkpoint %s is damaged: %s holds no optimizer states"
+                              % (path, os.path.basename(file)))
+    for index, value in states.items():
+        shapes = {a.shape for a in _arrays(value)}
+        if not (isinstance(index, int) and 0 <= index < len(params)) or \
+                shapes - {params[index].shape}:
+            raise CheckpointError("checkpoint %s: %s does not fit this network's parameters "
+                                  "(state %r has shapes %s)" % (path, os.path.basename(file),
+                                                                index, sorted(shapes)))
+
+
+def _arrays(value):
+    if isinstance(value, mx.nd.NDArray):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _arrays(v)]
+    return []

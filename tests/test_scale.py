@@ -97,7 +97,7 @@ def train(self, *args, **kwargs):
     np.savez(out + ".npz", **params)
     images = self.dataset.images
     info = dict(rank=self.rank, num_workers=self.num_workers, iteration=self.iteration,
-                d_updates=self.d_trainer.optimizer.num_update,
+                d_updates=self.updater.d_trainer.optimizer.num_update,
                 shard=[digest(im) for im in images], seen=[digest(images[i]) for i in seen],
                 writes=writes)
     with open(out + ".json", "w") as f:
@@ -163,10 +163,10 @@ def test_two_contexts_give_the_one_context_gradients(dataset, lecam, mode_seekin
     two = _global_stats_batchnorm(GANTrainer(_config(cpus=2, **extra), dataset=dataset))
     assert [c.device_id for c in two.ctxs] == [0, 1]
     for trainer in (one, two):
-        trainer._apply_gradients = lambda optimizer, sync: None
-        real, labels = next(iter(trainer.stream))
-        trainer._d_step(real, labels)
-        trainer._g_step()
+        trainer.updater._apply_gradients = lambda optimizer, sync: None
+        real, labels = next(iter(trainer.updater.stream))
+        trainer.updater.d_step(real, labels)
+        trainer.updater.g_step()
     nd.waitall()
     # G's output bias moves both samples of a pair alike, so the mode-seeking
     # term's part of its gradient is a sum that nearly cancels: more rounding
@@ -185,7 +185,9 @@ def test_two_contexts_give_the_one_context_gradients(dataset, lecam, mode_seekin
         checked += 1
     assert checked == 34  # 18 in G, 16 in D
     if lecam:
-        np.testing.assert_allclose(two.lecam.state(), one.lecam.state(), rtol=1e-5)
+        (lecam_two,), (lecam_one,) = ([t for t in tr.updater.terms if t.state_key]
+                                      for tr in (two, one))
+        np.testing.assert_allclose(lecam_two.state(), lecam_one.state(), rtol=1e-5)
 
 
 def test_two_contexts_train_like_one_context(dataset, tmp_path):
@@ -205,9 +207,9 @@ def test_two_contexts_train_like_one_context(dataset, tmp_path):
         config = _config(cpus=cpus, lr=0.01)
         trainer = _global_stats_batchnorm(GANTrainer(config, dataset=dataset))
         for net, attr in ((trainer.G, "g_trainer"), (trainer.D, "d_trainer")):
-            setattr(trainer, attr, gluon.Trainer(net.collect_params(), "sgd",
-                                                 {"learning_rate": config.lr},
-                                                 kvstore=config.kvstore))
+            setattr(trainer.updater, attr, gluon.Trainer(net.collect_params(), "sgd",
+                                                         {"learning_rate": config.lr},
+                                                         kvstore=config.kvstore))
         runs.append(trainer)
     nd.waitall()
     start = [p.data().asnumpy() for _, p in _params(runs[0])]
@@ -356,7 +358,7 @@ def test_dist_sync_workers_agree_read_disjoint_shards_and_only_rank_0_writes(
     assert workers[1]["writes"] == []
     assert workers[0]["writes"]
     run = tmp_path / "run"
-    assert sorted(os.listdir(run)) == ["checkpoints", "config.json", "fixed_noise.npz",
+    assert sorted(os.listdir(run)) == [".lock", "checkpoints", "config.json", "fixed_noise.npz",
                                        "log.csv", "loss.png", "samples"]
     assert sorted(os.listdir(run / "checkpoints")) == ["iter_0000002", "iter_0000003"]
     assert len((run / "log.csv").read_text().splitlines()) == 1 + 3

@@ -1,16 +1,19 @@
 """The training loop: outputs, resume equivalence, failure handling, checkpoints."""
 import csv
 import os
+import signal
 
 import numpy as np
 import pytest
 
 import sngan_gluon  # noqa: F401
+import mxnet as mx
 from mxnet import nd
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.config import ConfigError, TrainConfig
 from sngan_gluon.data import get_dataset
+from sngan_gluon.terms import LeCam, Term
 from sngan_gluon.trainer import BatchStream, GANTrainer, TrainingError
 
 
@@ -70,23 +73,28 @@ def test_resume_continues_exactly(dataset, tmp_path, conditional, n_dis, lecam, 
                     resumed.G_ema.collect_params().values()):
         np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
     if lecam:
-        assert resumed.lecam.state() == straight.lecam.state() is not None
+        assert _lecam(resumed).state() == _lecam(straight).state() is not None
+
+
+def _lecam(trainer):
+    found = [t for t in trainer.updater.terms if isinstance(t, LeCam)]
+    return found[0] if found else None
 
 
 def test_lecam_anchors_track_d_and_change_its_update(dataset):
     """With --lecam, D's loss gains the penalty at anchors that follow D's mean outputs."""
     plain = GANTrainer(_config(), dataset=dataset)
     reg = GANTrainer(_config(lecam=0.3), dataset=dataset)
-    assert plain.lecam is None
-    real, labels = next(iter(reg.stream))
-    d_plain = plain._d_step(real, labels)
-    d_reg = reg._d_step(real, labels)
+    assert _lecam(plain) is None
+    real, labels = next(iter(reg.updater.stream))
+    d_plain = plain.updater.d_step(real, labels)
+    d_reg = reg.updater.d_step(real, labels)
     (d_real, d_fake), = d_reg[1]
-    np.testing.assert_allclose(reg.lecam.state(), [d_real.mean().asscalar(),
+    np.testing.assert_allclose(_lecam(reg).state(), [d_real.mean().asscalar(),
                                                    d_fake.mean().asscalar()], rtol=1e-5)
     # the same weights, data and noise: the losses differ by 0.3 x the penalty
     np.testing.assert_allclose(d_reg[1][0][0].asnumpy(), d_plain[1][0][0].asnumpy(), rtol=1e-5)
-    anchor_real, anchor_fake = reg.lecam.on(reg.ctxs[0])
+    anchor_real, anchor_fake = _lecam(reg).anchors.on(reg.ctxs[0])
     penalty = float(np.mean(np.maximum(0, d_real.asnumpy() - anchor_fake.asscalar()) ** 2) +
                     np.mean(np.maximum(0, anchor_real.asscalar() - d_fake.asnumpy()) ** 2))
     assert penalty > 0
@@ -103,31 +111,34 @@ def test_mode_seeking_adds_its_term_to_g_loss_over_pairs_sharing_a_label(dataset
     seeking = GANTrainer(_config(conditional=conditional, mode_seeking=2.0), dataset=dataset)
     seen = []
 
-    def spy(trainer):
-        generate = trainer._generate
+    class Spy(Term):
+        """Records G's labels (after the other terms), noise and images of a G step."""
 
-        def recorded(z_parts, y_parts):
-            fakes = generate(z_parts, y_parts)
-            seen.append((z_parts, y_parts, fakes))
-            return fakes
-        trainer._generate = recorded
-    spy(plain)
-    spy(seeking)
-    d_outs, g_loss = [], seeking.g_loss_fn
-    seeking.g_loss_fn = lambda out: d_outs.append(out) or g_loss(out)
-    loss_plain, = plain._g_step()
-    loss_seeking, = seeking._g_step()
-    (z, y, fakes), (z_s, y_s, fakes_s) = seen
+        def g_labels(self, y):
+            self.y = None if y is None else y.copy()
+            return y
+
+        def g_penalty(self, fake, z):
+            seen.append((z, self.y, fake))
+
+    for trainer in (plain, seeking):
+        trainer.updater.terms.append(Spy())
+    d_outs, g_loss = [], seeking.updater.g_loss_fn
+    seeking.updater.g_loss_fn = lambda out: d_outs.append(out) or g_loss(out)
+    loss_plain, = plain.updater.g_step()
+    loss_seeking, = seeking.updater.g_step()
+    (z, y, fake), (z_s, y_s, fake_s) = seen
+    fakes, fakes_s = [fake], [fake_s]
     # the same noise is drawn; with a label each, pairs share their first one's
-    np.testing.assert_array_equal(z[0].asnumpy(), z_s[0].asnumpy())
+    np.testing.assert_array_equal(z.asnumpy(), z_s.asnumpy())
     if conditional:
-        labels, paired = y[0].asnumpy(), y_s[0].asnumpy()
+        labels, paired = y, y_s
         np.testing.assert_array_equal(paired[0::2], labels[0::2])
         np.testing.assert_array_equal(paired[1::2], labels[0::2])
         assert (labels[1::2] != labels[0::2]).any()
     else:
         np.testing.assert_array_equal(fakes[0].asnumpy(), fakes_s[0].asnumpy())
-    f, zz = fakes_s[0].asnumpy(), z_s[0].asnumpy()
+    f, zz = fakes_s[0].asnumpy(), z_s.asnumpy()
     term = np.mean([1 / (np.abs(f[k] - f[k + 1]).mean() / np.abs(zz[k] - zz[k + 1]).mean() +
                          1e-5) for k in range(0, len(f), 2)])
     expected = -d_outs[0].mean().asscalar() + 2.0 * term
@@ -149,18 +160,18 @@ def test_resume_restores_u_and_optimizer_state(dataset, tmp_path):
     for name_a, name_b in zip(trainer.D.collect_params(), fresh.D.collect_params()):
         np.testing.assert_array_equal(trainer.D.collect_params()[name_a].data().asnumpy(),
                                       fresh.D.collect_params()[name_b].data().asnumpy())
-    assert fresh.d_trainer._optimizer.num_update == trainer.d_trainer._optimizer.num_update > 0
+    assert fresh.updater.d_trainer.optimizer.num_update == \
+        trainer.updater.d_trainer.optimizer.num_update > 0
 
 
 def test_nan_loss_stops_with_iteration_and_keeps_last_checkpoint(dataset, tmp_path):
     trainer = GANTrainer(_config(iterations=10, log_every=1, checkpoint_every=2), dataset=dataset)
-    good_loss = trainer.d_loss_fn
 
-    def poisoned(real, fake):
-        loss = good_loss(real, fake)
-        return loss * float("nan") if trainer.iteration >= 3 else loss
+    class Poison(Term):
+        def d_penalty(self, d_real, d_fake, ctx):
+            return d_real.mean() * float("nan") if trainer.iteration >= 3 else None
 
-    trainer.d_loss_fn = poisoned
+    trainer.updater.terms.append(Poison())
     with pytest.raises(TrainingError, match="NaN by iteration 4.*iter_0000002"):
         trainer.train(str(tmp_path / "run"))
     saved = ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints"))
@@ -170,16 +181,10 @@ def test_nan_loss_stops_with_iteration_and_keeps_last_checkpoint(dataset, tmp_pa
     assert all(np.isfinite(w).all() for w in _weights(restored))
 
 
-def test_ctrl_c_writes_a_checkpoint(dataset, tmp_path):
+def test_ctrl_c_writes_a_checkpoint_of_the_finished_iteration(dataset, tmp_path):
     trainer = GANTrainer(_config(iterations=50, checkpoint_every=100), dataset=dataset)
-    real_step = trainer._g_step
-
-    def interrupted():
-        if trainer.iteration == 4:
-            raise KeyboardInterrupt
-        return real_step()
-
-    trainer._g_step = interrupted
+    trainer.extend(lambda tr: os.kill(os.getpid(), signal.SIGINT) if tr.iteration == 4 else None,
+                   every=1)
     with pytest.raises(KeyboardInterrupt) as info:
         trainer.train(str(tmp_path / "run"))
     assert info.value.args[0].endswith("iter_0000004")
@@ -230,25 +235,25 @@ def test_batch_stream_resumes_mid_epoch(dataset):
 
 def test_learning_rate_decays_linearly_to_zero(dataset):
     trainer = GANTrainer(_config(iterations=10, lr=2e-4, lr_decay="linear"), dataset=dataset)
-    assert trainer.learning_rate(0) == pytest.approx(2e-4)
-    assert trainer.learning_rate(5) == pytest.approx(1e-4)
-    assert trainer.learning_rate(10) == pytest.approx(0.0)
+    assert trainer.updater.learning_rate(0) == pytest.approx(2e-4)
+    assert trainer.updater.learning_rate(5) == pytest.approx(1e-4)
+    assert trainer.updater.learning_rate(10) == pytest.approx(0.0)
 
 
 def test_gradient_clipping_reaches_the_optimizer(dataset):
-    assert GANTrainer(_config(clip_gr=0.5), dataset=dataset).d_trainer._optimizer \
+    assert GANTrainer(_config(clip_gr=0.5), dataset=dataset).updater.d_trainer.optimizer \
         .clip_gradient == 0.5
-    assert GANTrainer(_config(clip_gr=0), dataset=dataset).d_trainer._optimizer \
+    assert GANTrainer(_config(clip_gr=0), dataset=dataset).updater.d_trainer.optimizer \
         .clip_gradient is None
 
 
 def test_ema_decay_warms_up_to_the_configured_decay(dataset):
-    trainer = GANTrainer(_config(ema=0.999), dataset=dataset)
-    assert trainer.ema_decay(0) == pytest.approx(0.1)
-    assert trainer.ema_decay(90) == pytest.approx(0.91)
-    assert trainer.ema_decay(10 ** 6) == pytest.approx(0.999)
-    assert trainer.ema_decay(8990) == pytest.approx(0.999)
-    assert trainer.ema_decay(8000) < 0.999
+    ema = GANTrainer(_config(ema=0.999), dataset=dataset).updater.ema
+    assert ema.decay_at(0) == pytest.approx(0.1)
+    assert ema.decay_at(90) == pytest.approx(0.91)
+    assert ema.decay_at(10 ** 6) == pytest.approx(0.999)
+    assert ema.decay_at(8990) == pytest.approx(0.999)
+    assert ema.decay_at(8000) < 0.999
 
 
 def test_ema_update_averages_every_parameter_with_the_warmed_up_decay(dataset):
@@ -261,8 +266,7 @@ def test_ema_update_averages_every_parameter_with_the_warmed_up_decay(dataset):
         param.set_data(nd.array(rng.normal(size=param.shape)))
         ema.set_data(nd.array(rng.normal(size=param.shape)))
         before.append((param.data().asnumpy(), ema.data().asnumpy()))
-    trainer.iteration = 4  # decay min(0.9, 5 / 14)
-    trainer._update_ema()
+    trainer.updater.ema.update(4)  # decay min(0.9, 5 / 14)
     decay = 5.0 / 14.0
     for (param, ema), (g, e) in zip(pairs, before):
         np.testing.assert_allclose(ema.data().asnumpy(), decay * e + (1 - decay) * g,
@@ -270,37 +274,86 @@ def test_ema_update_averages_every_parameter_with_the_warmed_up_decay(dataset):
         np.testing.assert_array_equal(param.data().asnumpy(), g)  # G itself is untouched
 
 
-def test_images_per_second_counts_the_queued_steps_and_not_evaluation(dataset, tmp_path,
-                                                                       monkeypatch):
-    """MXNet queues steps asynchronously, and the loss read at a logging step waits for them.
-
-    A fake clock: that wait takes 10 s per logging window, evaluation 1000 s. Every
-    window (2 iterations of 8 images) must report 16 / 10 images/s; reading the clock
-    before the wait, or counting evaluation as training, gives other figures.
-    """
-    import sngan_gluon.trainer as trainer_module
-
+def test_images_per_second_counts_training_time_and_not_evaluation(dataset, tmp_path):
+    """A fake clock: every reading advances it 5 s, so each iteration (one reading before
+    it, one after the wait for it) takes 5 s of training, and evaluation 1000 s. Every
+    window (2 iterations of 8 images) must report 16 / 10 images/s."""
     class Clock:
         now = 0.0
 
-        def time(self):
+        def __call__(self):
+            self.now += 5.0
             return self.now
 
     clock = Clock()
-    monkeypatch.setattr(trainer_module, "time", clock)
-    trainer = GANTrainer(_config(eval_every=2, checkpoint_every=2, sample_every=2), dataset=dataset)
-    read_losses = trainer._read_losses
-
-    def waiting_read(*args):
-        clock.now += 10.0
-        return read_losses(*args)
 
     def slow_evaluator(_):
         clock.now += 1000.0
         return {}
 
-    monkeypatch.setattr(trainer, "_read_losses", waiting_read)
+    trainer = GANTrainer(_config(eval_every=2, checkpoint_every=2, sample_every=2), dataset=dataset)
+    trainer.clock = clock
     history = trainer.train(str(tmp_path / "run"), evaluator=slow_evaluator)
     assert [row["iteration"] for row in history] == [2, 4, 6]
     assert [row["images_per_s"] for row in history] == pytest.approx([1.6, 1.6, 1.6])
-    assert [row["wall_time"] for row in history] == pytest.approx([10.0, 1020.0, 2030.0])
+    assert history[1]["wall_time"] - history[0]["wall_time"] > 1000
+
+
+class _Marker(mx.operator.CustomOp):
+    """Adds 0 to G's loss and counts, as the devices run it, that G's loss was computed."""
+
+    computed = []
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        _Marker.computed.append(1)
+        self.assign(out_data[0], req[0], in_data[0] * 0)
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        self.assign(in_grad[0], req[0], out_grad[0] * 0)
+
+
+@mx.operator.register("sngan_test_marker")
+class _MarkerProp(mx.operator.CustomOpProp):
+    def list_arguments(self):
+        return ["data"]
+
+    def infer_shape(self, in_shape):
+        return in_shape, in_shape, []
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return _Marker()
+
+
+def test_progress_bar_counts_finished_iterations(dataset, tmp_path):
+    """When the bar shows n, iteration n's generator loss has been computed on the device.
+
+    MXNet runs the queued work asynchronously; a bar advanced as iterations are
+    queued runs ahead of the work (and so do its rate and ETA).
+    """
+    class Counted(Term):
+        def g_penalty(self, fake, z):
+            return nd.Custom(fake.mean(), op_type="sngan_test_marker")
+
+    class Bar:
+        def __init__(self, total, initial):
+            self.n, self.total, self.seen = initial, total, []
+
+        def update(self, n):
+            self.n += n
+            self.seen.append((self.n, len(_Marker.computed)))
+
+        def set_postfix(self, **values):
+            pass
+
+        def close(self):
+            pass
+
+    bars = []
+    trainer = GANTrainer(_config(iterations=8, log_every=100, sample_every=100,
+                                 checkpoint_every=100), dataset=dataset)
+    trainer.updater.terms.append(Counted())
+    del _Marker.computed[:]
+    trainer.train(str(tmp_path / "run"), progress=lambda **kw: bars.append(Bar(**kw)) or bars[-1])
+    assert bars[0].total == 8
+    assert [n for n, _ in bars[0].seen] == list(range(1, 9))
+    assert all(computed >= n for n, computed in bars[0].seen), bars[0].seen

@@ -213,50 +213,65 @@ def main(argv=None):
     interpreter exit in ps-lite's finalize for workers that never come, and the
     whole job would hang.
     """
-    from ..checkpoint import CheckpointError
-    from ..config import ConfigError
-    try:
-        from ..data import DatasetError
-    except ImportError:  # pragma: no cover
-        DatasetError = ConfigError
-    from ..metrics import MetricsError
-    from ..trainer import GANTrainer, TrainingError, default_out_dir
-    kvstore = None
+    job = {}
     try:
         try:
-            config, resume, out_dir = make_config(argv)
-            out_dir = out_dir or default_out_dir(config)
-            config.out_dir = out_dir
-            if config.kvstore.startswith("dist"):
-                import mxnet as mx
-                kvstore = mx.kv.create(config.kvstore)
-            # only rank 0 evaluates (and loads the feature network)
-            evaluator = _evaluator_for(config) if kvstore is None or kvstore.rank == 0 else None
-            trainer = GANTrainer(config, kvstore=kvstore)
-            trainer.train(out_dir, resume=resume, evaluator=evaluator)
-        except (ConfigError, DatasetError, CheckpointError, MetricsError) as err:
-            code = _fail("error: %s" % err, EXIT_USER_ERROR)
-        except TrainingError as err:
-            code = _fail("error: %s" % err, EXIT_TRAINING_FAILED)
-        except KeyboardInterrupt as err:
-            where = str(err.args[0]) if err.args else None
-            code = _fail("interrupted%s" % (": checkpoint written to %s" % where if where else ""),
-                         EXIT_INTERRUPTED)
-        else:
-            code = 0
-            if trainer.is_chief:
-                print("done: %d iterations; samples, log and checkpoints in %s"
-                      % (trainer.iteration, out_dir))
+            code = _train(argv, job)
+        except KeyboardInterrupt as err:  # Ctrl-C before the loop handles signals
+            code = _fail(_interrupted_message(err), EXIT_INTERRUPTED)
     except BaseException:
-        if kvstore is None:
+        if job.get("kvstore") is None:
             raise
         traceback.print_exc()
         code = EXIT_TRAINING_FAILED
-    if kvstore is not None and code != 0:
+    if job.get("kvstore") is not None and code != 0:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _train(argv, job):
+    """Build the trainer and train; returns the exit code (``job["kvstore"]``: a dist one)."""
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError
+    from ..data import DatasetError
+    from ..metrics import MetricsError
+    from ..run_folder import RunFolderError, RunFolderWriteError
+    from ..trainer import GANTrainer, TrainingError, default_out_dir
+    try:
+        config, resume, out_dir = make_config(argv)
+        out_dir = out_dir or default_out_dir(config)
+        config.out_dir = out_dir
+        if config.kvstore.startswith("dist"):
+            import mxnet as mx
+            job["kvstore"] = mx.kv.create(config.kvstore)
+        kvstore = job.get("kvstore")
+        # only rank 0 evaluates (and loads the feature network)
+        evaluator = _evaluator_for(config) if kvstore is None or kvstore.rank == 0 else None
+        trainer = GANTrainer(config, kvstore=kvstore)
+        trainer.train(out_dir, resume=resume, evaluator=evaluator)
+    except (ConfigError, DatasetError, CheckpointError, MetricsError, RunFolderError) as err:
+        return _fail("error: %s" % err, EXIT_USER_ERROR)
+    except (TrainingError, RunFolderWriteError) as err:
+        return _fail("error: %s" % err, EXIT_TRAINING_FAILED)
+    except KeyboardInterrupt as err:
+        return _fail(_interrupted_message(err), EXIT_INTERRUPTED)
+    if trainer.is_chief:
+        print("done: %d iterations; samples, log and checkpoints in %s"
+              % (trainer.iteration, out_dir))
+    return 0
+
+
+def _interrupted_message(err):
+    name = getattr(err, "signal_name", "SIGINT")
+    where = err.args[0] if err.args else None
+    if getattr(err, "at_once", False):
+        return "stopped at once by a second %s; no checkpoint written on the way out" % name
+    if where:
+        return "interrupted by %s: checkpoint written to %s (continue with --resume %s)" % (
+            name, where, where)
+    return "interrupted by %s" % name
 
 
 def _fail(message, code):

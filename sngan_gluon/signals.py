@@ -1,0 +1,66 @@
+"""Stop signals turned into a request the training loop honours between two iterations.
+
+Ctrl-C (SIGINT), SIGTERM (Slurm, Kubernetes, systemd and
+:mod:`sngan_gluon.launch` stop processes with it), SIGHUP and SIGUSR1 (what
+Slurm's ``--signal`` sends before a time limit) all mean "save and stop": the
+first one only sets :attr:`StopRequest.signal_name`, so the iteration in flight
+finishes, a checkpoint of the state between two whole iterations is written,
+and the loop raises :class:`Interrupted`. A second signal raises
+:class:`Interrupted` at once, wherever the loop is (a checkpoint being written
+is then abandoned, and the earlier ones are kept).
+"""
+import signal
+import sys
+import threading
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1")
+                     if hasattr(signal, name))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on a signal.
+
+    ``args[0]``: the checkpoint written on the way out, or None; ``signal_name``:
+    the signal; ``at_once``: stopped by a second signal, without a checkpoint.
+    """
+
+    def __init__(self, checkpoint=None, signal_name="SIGINT", at_once=False):
+        super().__init__(checkpoint)
+        self.checkpoint, self.signal_name, self.at_once = checkpoint, signal_name, at_once
+
+
+class StopRequest:
+    """A context manager that handles :data:`STOP_SIGNALS` while the loop runs.
+
+    ``signal_name`` is None until the first signal. Outside the main thread
+    (where Python cannot handle signals) it handles nothing, and ``message``
+    (default: a line on stderr) is not called.
+    """
+
+    def __init__(self, message=None):
+        self.signal_name = None
+        self._message = message or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._previous = {}
+
+    @property
+    def requested(self):
+        return self.signal_name is not None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.signal_name is not None:
+            raise Interrupted(None, name, at_once=True)
+        self.signal_name = name
+        self._message("\n%s: finishing this iteration and saving a checkpoint; send it again to "
+                      "stop at once, without one" % name)
