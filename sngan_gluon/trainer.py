@@ -35,6 +35,7 @@ from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
                          TrainingError)
 from .models import get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
+from .nn import warm_up as warm_up_sigma
 from .run_folder import LOG_FIELDS, RunFolder
 from .signals import Interrupted, StopRequest
 from .terms import terms_from_config
@@ -78,6 +79,7 @@ def build_networks(config, ctxs, image_size, channels, num_classes):
     D.initialize(ctx=ctxs)
     _warm_up(G, D, ctxs, config.z_dim, num_classes)
     for net in (G, D):
+        warm_up_sigma(net)  # u converged: the first step divides by the true sigma
         net.hybridize(static_alloc=True, static_shape=True)
     G_ema = None
     if config.ema > 0:
