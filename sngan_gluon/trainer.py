@@ -37,6 +37,7 @@ from .models import get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
 from .nn import warm_up as warm_up_sigma
 from .run_folder import LOG_FIELDS, RunFolder
+from .sigma_log import SigmaLog
 from .signals import Interrupted, StopRequest
 from .terms import terms_from_config
 from .updater import EMA, Updater
@@ -65,7 +66,8 @@ def get_contexts(config):
 
 
 def build_networks(config, ctxs, image_size, channels, num_classes):
-    """(G, D, G_ema or None), seeded from ``config.seed``, initialized and hybridized."""
+    """(G, D, G_ema or None), seeded from ``config.seed``, initialized, every SN layer's
+    ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized."""
     mx.random.seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
@@ -204,6 +206,8 @@ class GANTrainer:
         if evaluator is not None and cfg.eval_every:
             entries.append(_Entry(Evaluate(evaluator), cfg.eval_every, True))
         entries.append(_Entry(LogReport(), cfg.log_every, True))
+        self.sigma_log = SigmaLog()
+        entries.append(_Entry(self.sigma_log, cfg.log_every, True))
         entries.append(_Entry(SampleGrid(), cfg.sample_every, True))
         self._snapshot = Snapshot(cfg.keep_checkpoints)
         entries.append(_Entry(self._snapshot, cfg.checkpoint_every, True))
