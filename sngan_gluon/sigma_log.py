@@ -1,4 +1,4 @@
-"""sigmas.csv and sigma.png: the discriminator's layer norms that spectral normalization divides out.
+"""sigmas.csv and sigma.png: the layer norms of D that spectral normalization divides out.
 
 Every ``--log-every`` iterations :class:`SigmaLog` appends a row to
 ``<run>/sigmas.csv`` (``iteration``, then one column per weight layer of D,
