@@ -44,7 +44,7 @@ FLOAT_FIELDS = ("lr", "beta1", "beta2", "clip_gr", "lecam", "mode_seeking", "ema
 #: run is watched or how long it lasts, not what it computes.
 RESUMABLE_OVERRIDES = ("iterations", "epochs", "log_every", "sample_every", "checkpoint_every",
                        "eval_every", "keep_checkpoints", "quiet", "num_workers", "eval_num",
-                       "inception_params")
+                       "inception_params", "tensorboard")
 
 
 class ConfigError(ValueError):
@@ -94,6 +94,7 @@ class TrainConfig:
     inception_params: Optional[str] = None
     keep_checkpoints: int = 3
     quiet: bool = False
+    tensorboard: bool = False             # also write TensorBoard events to <run>/tensorboard
     setting: Optional[str] = None
 
     def validate(self):
@@ -101,6 +102,9 @@ class TrainConfig:
         self._check_numbers()
         self._check_choices()
         self._check_devices()
+        if self.tensorboard:  # a missing optional package is named before any work starts
+            from .tensorboard_log import summary_writer_class
+            summary_writer_class()
         return self
 
     def _check_numbers(self):

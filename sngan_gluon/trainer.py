@@ -39,6 +39,7 @@ from .nn import warm_up as warm_up_sigma
 from .run_folder import LOG_FIELDS, RunFolder
 from .sigma_log import SigmaLog
 from .signals import Interrupted, StopRequest
+from .tensorboard_log import TensorBoard
 from .terms import terms_from_config
 from .updater import EMA, Updater
 
@@ -211,6 +212,8 @@ class GANTrainer:
         entries.append(_Entry(SampleGrid(), cfg.sample_every, True))
         self._snapshot = Snapshot(cfg.keep_checkpoints)
         entries.append(_Entry(self._snapshot, cfg.checkpoint_every, True))
+        if cfg.tensorboard:  # after every iteration: it writes what the others computed
+            entries.append(_Entry(TensorBoard(self.sigma_log), 1, True))
         return entries
 
     def train(self, out_dir, resume=None, progress=True, evaluator=None):
