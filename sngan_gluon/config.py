@@ -102,9 +102,6 @@ class TrainConfig:
         self._check_numbers()
         self._check_choices()
         self._check_devices()
-        if self.tensorboard:  # a missing optional package is named before any work starts
-            from .tensorboard_log import summary_writer_class
-            summary_writer_class()
         return self
 
     def _check_numbers(self):

@@ -39,7 +39,7 @@ from .nn import warm_up as warm_up_sigma
 from .run_folder import LOG_FIELDS, RunFolder
 from .sigma_log import SigmaLog
 from .signals import Interrupted, StopRequest
-from .tensorboard_log import TensorBoard
+from .tensorboard_log import TensorBoard, summary_writer_class
 from .terms import terms_from_config
 from .updater import EMA, Updater
 
@@ -129,6 +129,8 @@ class GANTrainer:
 
     def __init__(self, config, dataset=None, kvstore=None):
         self.config = config.validate()
+        if config.tensorboard:  # a missing tensorboardX is named before any work starts
+            summary_writer_class()
         self.ctxs = get_contexts(config)
         self.rank = kvstore.rank if kvstore is not None else 0
         self.num_workers = kvstore.num_workers if kvstore is not None else 1
