@@ -44,7 +44,7 @@ FLOAT_FIELDS = ("lr", "beta1", "beta2", "clip_gr", "lecam", "mode_seeking", "ema
 #: run is watched or how long it lasts, not what it computes.
 RESUMABLE_OVERRIDES = ("iterations", "epochs", "log_every", "sample_every", "checkpoint_every",
                        "eval_every", "keep_checkpoints", "quiet", "num_workers", "eval_num",
-                       "feature_net", "feature_net_params")
+                       "feature_net", "feature_net_params", "tensorboard")
 
 
 class ConfigError(ValueError):
@@ -95,6 +95,7 @@ class TrainConfig:
     feature_net_params: Optional[str] = None
     keep_checkpoints: int = 3
     quiet: bool = False
+    tensorboard: bool = False             # also write TensorBoard events to <run>/tensorboard
     setting: Optional[str] = None
 
     def validate(self):

@@ -5,7 +5,9 @@ An extension is a callable ``extension(trainer)`` that the loop of
 iteration (and after the last one), as the extensions of the authors' Chainer
 code run on triggers. Register one with ``trainer.extend(extension, every=N)``;
 extensions run in the order they were registered, after the built-in ones:
-:class:`Evaluate`, :class:`LogReport`, :class:`SampleGrid`, :class:`Snapshot`.
+:class:`Evaluate`, :class:`LogReport`, :class:`~sngan_gluon.sigma_log.SigmaLog`,
+:class:`SampleGrid`, :class:`Snapshot` (and
+:class:`~sngan_gluon.tensorboard_log.TensorBoard` with ``--tensorboard``).
 
 What an extension can use of the trainer: ``iteration``, ``total_iterations``,
 ``G``, ``D``, ``G_ema``, ``sample(z, y)``, ``config``, ``is_chief``; ``run``

@@ -35,8 +35,11 @@ from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
                          TrainingError)
 from .models import get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
+from .nn import warm_up as warm_up_sigma
 from .run_folder import LOG_FIELDS, RunFolder
+from .sigma_log import SigmaLog
 from .signals import Interrupted, StopRequest
+from .tensorboard_log import TensorBoard, summary_writer_class
 from .terms import terms_from_config
 from .updater import EMA, Updater
 
@@ -63,7 +66,8 @@ def get_contexts(config):
 
 
 def build_networks(config, ctxs, image_size, channels, num_classes):
-    """(G, D, G_ema or None), seeded from ``config.seed``, initialized and hybridized."""
+    """(G, D, G_ema or None), seeded from ``config.seed``, initialized, every SN layer's
+    ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized."""
     mx.random.seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
@@ -77,6 +81,7 @@ def build_networks(config, ctxs, image_size, channels, num_classes):
     D.initialize(ctx=ctxs)
     _warm_up(G, D, ctxs, config.z_dim, num_classes)
     for net in (G, D):
+        warm_up_sigma(net)  # u converged: the first step divides by the true sigma
         net.hybridize(static_alloc=True, static_shape=True)
     G_ema = None
     if config.ema > 0:
@@ -123,6 +128,8 @@ class GANTrainer:
 
     def __init__(self, config, dataset=None, kvstore=None):
         self.config = config.validate()
+        if config.tensorboard:  # a missing tensorboardX is named before any work starts
+            summary_writer_class()
         self.ctxs = get_contexts(config)
         self.rank = kvstore.rank if kvstore is not None else 0
         self.num_workers = kvstore.num_workers if kvstore is not None else 1
@@ -201,9 +208,13 @@ class GANTrainer:
         if evaluator is not None and cfg.eval_every:
             entries.append(_Entry(Evaluate(evaluator), cfg.eval_every, True))
         entries.append(_Entry(LogReport(), cfg.log_every, True))
+        self.sigma_log = SigmaLog()
+        entries.append(_Entry(self.sigma_log, cfg.log_every, True))
         entries.append(_Entry(SampleGrid(), cfg.sample_every, True))
         self._snapshot = Snapshot(cfg.keep_checkpoints)
         entries.append(_Entry(self._snapshot, cfg.checkpoint_every, True))
+        if cfg.tensorboard:  # after every iteration: it writes what the others computed
+            entries.append(_Entry(TensorBoard(self.sigma_log), 1, True))
         return entries
 
     def train(self, out_dir, resume=None, progress=True, evaluator=None):

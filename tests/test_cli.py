@@ -25,7 +25,7 @@ FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--beta
          "--cpus", "--kvstore", "--sync-bn",
          "--num-workers", "--seed", "--out-dir", "--sample-every", "--checkpoint-every",
          "--log-every", "--resume", "--setting", "--channels", "--quiet", "--eval-every",
-         "--inception-params", "--feature-net", "--feature-net-params"]
+         "--inception-params", "--feature-net", "--feature-net-params", "--tensorboard"]
 SMALL = ["--dataset", "synthetic", "--batch-size", "8", "--iterations", "4", "--log-every", "2",
          "--sample-every", "2", "--checkpoint-every", "2", "--quiet"]
 

@@ -156,6 +156,11 @@ def build_parser(suppress_defaults=False):
                      help="local weights file of the feature network (offline)")
     out.add_argument("--resume", default=d(None),
                      help="continue a run: its folder or one of its checkpoint folders")
+    out.add_argument("--tensorboard", action="store_true", default=d(False),
+                     help="also write the losses, learning rate, D's outputs, layer sigmas, "
+                          "IS/FID and sample grids as TensorBoard events to "
+                          "<out-dir>/tensorboard (needs tensorboardX: pip install "
+                          "\".[tensorboard]\")")
     out.add_argument("--quiet", action="store_true", default=d(False),
                      help="no progress bar (for log files)")
     return parser

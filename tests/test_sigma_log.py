@@ -1,0 +1,102 @@
+"""The trainer's warm-up of u and the sigma log (sigma_log.py): sigmas.csv and sigma.png."""
+import os
+
+import numpy as np
+import pytest
+
+import sngan_gluon  # noqa: F401
+
+from sngan_gluon.config import TrainConfig
+from sngan_gluon.data import get_dataset
+from sngan_gluon.nn import SpectralNormMixin
+from sngan_gluon.sigma_log import read_sigmas
+from sngan_gluon.spectra import layer_matrix, weight_layers
+from sngan_gluon.trainer import GANTrainer
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return get_dataset("synthetic", image_size=32)
+
+
+def _config(**kwargs):
+    values = dict(dataset="synthetic", batch_size=8, iterations=4, log_every=2, sample_every=100,
+                  checkpoint_every=100, quiet=True, seed=5)
+    values.update(kwargs)
+    return TrainConfig(**values)
+
+
+def _svd_sigma(layer):
+    return np.linalg.norm(layer_matrix(layer).asnumpy().astype(np.float64), 2)
+
+
+def test_first_step_divides_every_d_layer_by_its_svd_sigma_within_one_percent(dataset):
+    # conditional: the projection discriminator has an SNEmbedding besides conv and dense
+    trainer = GANTrainer(_config(conditional=True), dataset=dataset)
+    layers = weight_layers(trainer.D)
+    kinds = {type(layer).__name__ for layer in layers.values()}
+    assert {"SNConv2D", "SNDense", "SNEmbedding"} <= kinds
+    for path, layer in layers.items():
+        assert isinstance(layer, SpectralNormMixin), path
+        assert layer.sigma() == pytest.approx(_svd_sigma(layer), rel=0.01), path
+
+
+def _rows(folder):
+    return read_sigmas(os.path.join(folder, "sigmas.csv"))
+
+
+def test_run_writes_each_d_layers_sigma_every_log_interval_and_plots_it(dataset, tmp_path):
+    out = str(tmp_path / "run")
+    trainer = GANTrainer(_config(iterations=3), dataset=dataset)
+    trainer.train(out)
+    layers, rows = _rows(out)
+    assert layers == list(weight_layers(trainer.D)) == ["features.%d" % i for i in
+                                                        range(0, 14, 2)] + ["head.linear"]
+    assert [r["iteration"] for r in rows] == [2, 3]
+    for path, layer in weight_layers(trainer.D).items():
+        # the sigma the next forward divides by, of the raw weight (not of W / sigma = 1)
+        assert rows[-1][path] == pytest.approx(layer.sigma(), rel=1e-6), path
+    assert os.path.getsize(os.path.join(out, "sigma.png")) > 0
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
+
+
+def test_without_sn_logs_plain_largest_singular_values_and_trains_as_without_the_log(
+        dataset, tmp_path):
+    logged = GANTrainer(_config(sn=False, iterations=2, log_every=1), dataset=dataset)
+    logged.train(str(tmp_path / "logged"))
+    quiet = GANTrainer(_config(sn=False, iterations=2, log_every=100), dataset=dataset)
+    quiet.train(str(tmp_path / "quiet"))
+    layers, rows = _rows(str(tmp_path / "logged"))
+    assert [r["iteration"] for r in rows] == [1, 2]
+    assert layers == list(weight_layers(logged.D))
+    for path, layer in weight_layers(logged.D).items():
+        assert not isinstance(layer, SpectralNormMixin)
+        assert rows[-1][path] == pytest.approx(_svd_sigma(layer), rel=0.01), path
+    # the monitor's own u: nothing is written into the network
+    names = [[n[len(net.prefix):] for n in net.collect_params()] for net in (logged.D, quiet.D)]
+    assert names[0] == names[1]
+    for a, b in zip(logged.D.collect_params().values(), quiet.D.collect_params().values()):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+
+
+def test_resume_drops_rows_after_the_checkpoint_and_logs_the_same_sigmas(dataset, tmp_path):
+    config = _config(iterations=6, checkpoint_every=3)
+    run = str(tmp_path / "run")
+    GANTrainer(config, dataset=dataset).train(run)
+    with open(os.path.join(run, "sigmas.csv")) as f:
+        straight = f.read()
+    GANTrainer(config, dataset=dataset).train(
+        run, resume=os.path.join(run, "checkpoints", "iter_0000003"))
+    assert [r["iteration"] for r in _rows(run)[1]] == [2, 4, 6]
+    with open(os.path.join(run, "sigmas.csv")) as f:
+        assert f.read() == straight  # rows 4 and 6 once, with the straight run's values
+
+
+def test_read_sigmas_skips_a_line_cut_short_and_keeps_rows_up_to_an_iteration(tmp_path):
+    path = str(tmp_path / "sigmas.csv")
+    with open(path, "w") as f:
+        f.write("iteration,a,b\n2,1.5,2.5\n4,1.25,\n6,1.")
+    layers, rows = read_sigmas(path, up_to=4)
+    assert layers == ["a", "b"]
+    assert rows == [dict(iteration=2, a=1.5, b=2.5), dict(iteration=4, a=1.25, b=None)]
+    assert read_sigmas(str(tmp_path / "missing.csv")) == ([], [])
