@@ -107,7 +107,7 @@ class DCGANGenerator(Generator):
         PyTorch advances them on every training-mode call (twice per iteration
         at ``n_dis = 1``: D's fake batch and G's step); ``0.81 = 0.9**2``
         tracks the generator as fast as PyTorch does with 0.9 (see
-        docs/quality_parity.md).
+        docs/results.md, "Quality parity with PyTorch").
 
     Inputs
     ------
