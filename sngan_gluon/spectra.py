@@ -25,6 +25,7 @@ from mxnet import nd
 from mxnet.gluon import nn
 
 from . import checkpoint as ckpt
+from ._compat import children
 from .nn.spectral_norm import SpectralNormMixin, weight_matrix
 from .nn.warmup import iterate_to
 
@@ -42,7 +43,7 @@ def weight_layers(net, path=""):
     out, seen = OrderedDict(), set()
 
     def visit(block, prefix):
-        for key, child in block._children.items():
+        for key, child in children(block).items():
             if id(child) in seen:
                 continue
             seen.add(id(child))

@@ -8,6 +8,7 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 from mxnet.ndarray import NDArray
 
+from .._compat import children, layer_kwargs, replace_child
 from ..nn import SNConv2D, SNDense, SNEmbedding
 
 __all__ = ["DiscriminatorLayers", "discriminator_layers", "glorot_uniform", "RESIDUAL_GAIN",
@@ -144,15 +145,15 @@ def to_sync_batchnorm(block, num_devices):
     epsilon, center and scale. Returns ``block``.
     """
     from mxnet.gluon.contrib.nn import SyncBatchNorm
-    for key, child in list(block._children.items()):
+    for key, child in list(children(block).items()):
         if type(child) is nn.BatchNorm:  # noqa: E721  (subclasses are left alone)
-            kw = child._kwargs
+            kw = layer_kwargs(child)
             sync = SyncBatchNorm(in_channels=child.gamma.shape[0], num_devices=num_devices,
                                  momentum=kw["momentum"], epsilon=kw["eps"],
                                  center=child.beta.grad_req != "null",
                                  scale=child.gamma.grad_req != "null",
                                  prefix=child.prefix)
-            block._children[key] = sync
+            replace_child(block, key, sync)
             for attr, value in list(vars(block).items()):
                 if value is child:
                     object.__setattr__(block, attr, sync)

@@ -15,14 +15,15 @@ Only the exact Gluon classes are converted: a subclass may change what its
 forward does with the weight, so it is left alone and named in the warning, as
 are other layers with a weight and no SN twin (``Conv1DTranspose``, RNN cells).
 """
-import contextlib
 import warnings
 from collections import Counter
 
 import mxnet as mx
 from mxnet.gluon import Block, HybridBlock, nn
-from mxnet.gluon.block import _BlockScope
 
+from .._compat import (activation_name, children, clear_cached_graph, conv_in_channels,
+                       dense_shape_args, hybridize_flags, layer_kwargs, outside_name_scopes,
+                       own_param_names, param_deferred, param_initialized, replace_child)
 from .layers import SNConv1D, SNConv2D, SNConv2DTranspose, SNConv3D, SNDense, SNEmbedding
 from .spectral_norm import SpectralNormMixin
 from .warmup import advance_u, weight_ready
@@ -38,10 +39,6 @@ _PLAIN = {sn: plain for plain, sn in SN_TWINS.items()}
 ATTACH_ITERATIONS = 15
 
 
-def _activation(layer):
-    return layer.act._act_type if layer.act is not None else None
-
-
 def layer_config(layer):
     """The constructor arguments that rebuild ``layer``, a plain or SN layer of a known kind.
 
@@ -50,46 +47,35 @@ def layer_config(layer):
     Parameters' own, so a rebuilt layer draws its weights as the original would.
     """
     if isinstance(layer, nn.Embedding):
-        kw = layer._kwargs
+        kw = layer_kwargs(layer)
         return dict(input_dim=kw["input_dim"], output_dim=kw["output_dim"], dtype=kw["dtype"],
                     weight_initializer=layer.weight.init, sparse_grad=kw["sparse_grad"])
     bias = dict(use_bias=layer.bias is not None,
                 bias_initializer=layer.bias.init if layer.bias is not None else "zeros")
     if isinstance(layer, nn.Dense):
-        return dict(units=layer._units, activation=_activation(layer), flatten=layer._flatten,
-                    dtype=layer.weight.dtype, weight_initializer=layer.weight.init,
-                    in_units=layer._in_units, **bias)
-    kw = layer._kwargs
+        return dict(**dense_shape_args(layer), activation=activation_name(layer),
+                    dtype=layer.weight.dtype, weight_initializer=layer.weight.init, **bias)
+    kw = layer_kwargs(layer)
     config = dict(channels=kw["num_filter"], kernel_size=kw["kernel"], strides=kw["stride"],
                   padding=kw["pad"], dilation=kw["dilate"], groups=kw["num_group"],
-                  layout=kw["layout"], activation=_activation(layer),
-                  weight_initializer=layer.weight.init, in_channels=layer._in_channels, **bias)
+                  layout=kw["layout"], activation=activation_name(layer),
+                  weight_initializer=layer.weight.init, in_channels=conv_in_channels(layer),
+                  **bias)
     if "adj" in kw:
         config["output_padding"] = kw["adj"]
     return config
 
 
-@contextlib.contextmanager
-def _outside_name_scopes():
-    """Build blocks as if at top level: inside a caller's ``name_scope`` Gluon would
-    prepend that scope's prefix to the prefix we pass, and the names would change."""
-    current = getattr(_BlockScope._current, "value", None)
-    _BlockScope._current.value = None
-    try:
-        yield
-    finally:
-        _BlockScope._current.value = current
-
-
 def _copy_hybridization(old, new):
-    if isinstance(old, HybridBlock) and old._active:
-        new.hybridize(True, **dict(old._flags))
+    flags = hybridize_flags(old) if isinstance(old, HybridBlock) else None
+    if flags is not None:
+        new.hybridize(True, **flags)
 
 
 def _sn_twin(layer, power_iterations, epsilon):
     """The SN twin of ``layer``, sharing its weight and bias Parameters (ValueError if the
     twin refuses a setting, e.g. a channel-last transposed convolution)."""
-    with _outside_name_scopes():
+    with outside_name_scopes():
         # params=layer.params: the twin's get('weight') / get('bias') return the
         # layer's own Parameters (same names, data and sharing); only u is new.
         twin = SN_TWINS[type(layer)](**layer_config(layer), power_iterations=power_iterations,
@@ -98,12 +84,12 @@ def _sn_twin(layer, power_iterations, epsilon):
     if twin.u.dtype != layer.weight.dtype:
         twin.u.cast(layer.weight.dtype)
     weight = layer.weight
-    if weight._data is not None:
+    if param_initialized(weight):
         # A plain convolution run in inference leaves its weight in a oneDNN
         # blocked layout that the power iteration's operators misread (depthwise
         # kernels fail outright); new arrays with the same values are plain.
         weight.reset_ctx(weight.list_ctx())
-    if weight._data is not None or weight._deferred_init:  # initialize() was called
+    if param_initialized(weight) or param_deferred(weight):  # initialize() was called
         twin.u.initialize(ctx=weight.list_ctx())
         if weight_ready(twin):
             # PyTorch's 15 iterations on attaching: a fair start at little cost on
@@ -118,7 +104,7 @@ def _plain_twin(layer):
     copy of the bias, on the contexts of ``layer``'s weight."""
     ctxs = layer.weight.list_ctx()
     weight = layer.normalized_weight(ctxs[0])
-    with _outside_name_scopes():
+    with outside_name_scopes():
         plain = _PLAIN[type(layer)](**layer_config(layer), prefix=layer.prefix)
     plain.cast(layer.weight.dtype)  # Gluon's convolutions take no dtype argument
     for name, value in (("weight", weight), ("bias", getattr(layer, "bias", None))):
@@ -143,7 +129,7 @@ def _walk(block, convert_one, path="", memo=None, seen=None):
     if id(block) in seen:
         return memo
     seen.add(id(block))
-    for key, child in list(block._children.items()):
+    for key, child in list(children(block).items()):
         name = path + key
         if id(child) not in memo:
             memo[id(child)] = (child, convert_one(name, child))  # keeps `child` alive
@@ -151,7 +137,7 @@ def _walk(block, convert_one, path="", memo=None, seen=None):
         if new is child:
             _walk(child, convert_one, name + ".", memo, seen)
         elif new is not None:
-            block._children[key] = new
+            replace_child(block, key, new)
     return {key: pair for key, pair in memo.items() if pair[1] not in (None, pair[0])}
 
 
@@ -177,7 +163,7 @@ def _blocks(block, seen=None):
     if id(block) not in seen:
         seen.add(id(block))
         yield block
-        for child in block._children.values():
+        for child in children(block).values():
             yield from _blocks(child, seen)
 
 
@@ -185,11 +171,11 @@ def _clear_cached_graphs(block):
     # A hybridized ancestor caches a graph built from the old children.
     for b in _blocks(block):
         if isinstance(b, HybridBlock):
-            b._clear_cached_op()
+            clear_cached_graph(b)
 
 
 def _has_weight(block):
-    return any(name.endswith("weight") for name in block._reg_params)
+    return any(name.endswith("weight") for name in own_param_names(block))
 
 
 def _check_block(block, function):
@@ -303,7 +289,8 @@ def remove_spectral_norm(block):
     """
     _check_block(block, "remove_spectral_norm")
     found = [b for b in _blocks(block) if isinstance(b, SpectralNormMixin)]
-    unready = [b.name for b in found if b.weight._data is None or b.u._data is None]
+    unready = [b.name for b in found
+               if not (param_initialized(b.weight) and param_initialized(b.u))]
     if unready:
         raise RuntimeError("remove_spectral_norm: the weights of %s are not initialized (call "
                            "initialize() and run one forward first); nothing was changed"

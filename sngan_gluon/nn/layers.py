@@ -15,6 +15,7 @@ training mode (``autograd.record()``), never outside it, saved by
 from mxnet.gluon import nn
 from mxnet.ndarray import NDArray
 
+from .._compat import layer_kwargs
 from .spectral_norm import SpectralNormMixin, scale_last_axis
 
 __all__ = ["SNConv1D", "SNConv2D", "SNConv3D", "SNConv2DTranspose", "SNDense", "SNEmbedding"]
@@ -34,7 +35,7 @@ class _SNConv(SpectralNormMixin):
         if isinstance(x, NDArray) and x.ndim != len(self._layouts[0]):
             raise ValueError("%s (%s): expected a %d-D input in layout %s, got shape %s"
                              % (type(self).__name__, self.name, len(self._layouts[0]),
-                                self._kwargs["layout"], x.shape))
+                                layer_kwargs(self)["layout"], x.shape))
         return super().forward(x, *args)
 
 
@@ -137,7 +138,7 @@ class SNConv2DTranspose(_SNConv, nn.Conv2DTranspose):
         self._init_spectral_norm(channels // groups, power_iterations, epsilon)
 
     def hybrid_forward(self, F, x, weight, u, bias=None):
-        kw = self._kwargs
+        kw = layer_kwargs(self)
         kernel, stride, dilate = kw["kernel"], kw["stride"], kw["dilate"]
         pad, adj, groups = kw["pad"], kw["adj"], kw["num_group"]
         w_sn = self._spectral_weight(F, weight, u, True)
@@ -235,5 +236,5 @@ class SNEmbedding(SpectralNormMixin, nn.Embedding):
     def hybrid_forward(self, F, x, weight, u):
         # Rows of W / sigma are the looked-up rows divided by sigma: scale the
         # (..., output_dim) lookup, not the whole table.
-        out = F.Embedding(x, weight, **self._kwargs)
+        out = F.Embedding(x, weight, **layer_kwargs(self))
         return scale_last_axis(F, out, self._inv_sigma(F, weight, u, True))

@@ -73,36 +73,12 @@ Gradients flow through ``W`` only: ``u`` and ``v`` are computed from
 ``BlockGrad(W)`` and ``sigma = u^T W v`` is differentiated with ``u, v`` held
 constant, as in the paper's Algorithm 1 and PyTorch.
 """
-import ctypes
-
 import mxnet as mx
 from mxnet import nd
-from mxnet.base import (_LIB, OpHandle, SymbolHandle, c_str, c_str_array, check_call,
-                        mx_uint)
+
+from .._compat import compose_operator, identity_like, layer_kwargs
 
 __all__ = ["weight_matrix", "power_iteration", "scale_last_axis", "SpectralNormMixin"]
-
-
-def _compose_symbol(op_name, inputs, **attrs):
-    """Compose ``op_name`` on positional Symbol ``inputs``.
-
-    The generated ``mx.sym.sgd_mom_update`` wrapper passes its inputs by keyword,
-    which NNVM cannot match for operators without ``FListInputNames`` ("Not
-    enough argument"); positional composition works.
-    """
-    handle = OpHandle()
-    check_call(_LIB.NNGetOpHandle(c_str(op_name), ctypes.byref(handle)))
-    keys = list(attrs)
-    sym_handle = SymbolHandle()
-    check_call(_LIB.MXSymbolCreateAtomicSymbol(
-        handle, mx_uint(len(keys)), c_str_array(keys),
-        c_str_array([str(attrs[k]) for k in keys]), ctypes.byref(sym_handle)))
-    sym = mx.sym.Symbol(sym_handle)
-    manager = mx.name.NameManager._current
-    if not hasattr(manager, "value"):
-        manager.value = mx.name.NameManager()
-    sym._compose(*inputs, name=manager.value.get(None, "sn_write_u"))
-    return sym
 
 
 def _assign(F, target, value):
@@ -115,7 +91,9 @@ def _assign(F, target, value):
     inputs = [F.zeros_like(value), F.negative(value), target]
     if F is nd:
         return nd.sgd_mom_update(*inputs, **attrs)
-    return _compose_symbol("sgd_mom_update", inputs, **attrs)
+    # Composed positionally: the generated ``sym.sgd_mom_update`` passes inputs by keyword,
+    # which NNVM cannot match for this operator ("Not enough argument").
+    return compose_operator("sgd_mom_update", inputs, attrs, "sn_write_u")
 
 
 def _is_train(F, like):
@@ -276,11 +254,11 @@ class SpectralNormMixin:
                                  self._weight_last_dim())
         # Ties the result's shape to the weight's in both directions, so deferred
         # initialization can infer the weight from the layer's data.
-        return F._internal._identity_with_attr_like_rhs(scaled, weight)
+        return identity_like(F, scaled, weight)
 
     def _weight_last_dim(self):
         """The size of the weight's last axis, known before deferred initialization."""
-        return self._kwargs["kernel"][-1]
+        return layer_kwargs(self)["kernel"][-1]
 
     def hybrid_forward(self, F, x, weight, u, **kwargs):
         return super().hybrid_forward(F, x, self._spectral_weight(F, weight, u, True), **kwargs)

@@ -9,6 +9,7 @@ and by default until sigma has converged rather than a fixed 15 times.
 """
 from mxnet import autograd, nd
 
+from .._compat import children, param_deferred, param_initialized
 from .spectral_norm import SpectralNormMixin, power_iteration, weight_matrix
 
 __all__ = ["warm_up", "advance_u", "iterate_to", "weight_ready", "sn_layers"]
@@ -24,13 +25,13 @@ def sn_layers(net):
         seen.add(id(block))
         if isinstance(block, SpectralNormMixin):
             out.append(block)
-        stack.extend(reversed(list(block._children.values())))
+        stack.extend(reversed(list(children(block).values())))
     return out
 
 
 def weight_ready(layer):
     """Whether ``layer``'s weight holds data (initialized, shape known)."""
-    return layer.weight._data is not None
+    return param_initialized(layer.weight)
 
 
 #: Power iterations at most per layer when iterating to a tolerance.
@@ -115,7 +116,7 @@ def warm_up(net, iterations=15, tol=1e-4, inputs=None):
     layers = sn_layers(net)
     for layer in layers:
         for param in (layer.weight, layer.u):
-            if param._data is None and not param._deferred_init:
+            if not (param_initialized(param) or param_deferred(param)):
                 raise RuntimeError("warm_up: %s is not initialized; call net.initialize() "
                                    "first" % param.name)
     pending = [layer.name for layer in layers if not weight_ready(layer)]
