@@ -231,9 +231,10 @@ def test_two_contexts_train_like_one_context(dataset, tmp_path):
         np.testing.assert_array_equal(replicas[0], replicas[1], err_msg=name)
         np.testing.assert_allclose(replicas[0], w1, rtol=1e-4, atol=1e-5, err_msg=name)
         us += name.endswith("_u")
-        moved += not np.array_equal(w1, w0)
+        # u is left out: warmed up to its fixed point, a power step may not move it
+        moved += not name.endswith("_u") and not np.array_equal(w1, w0)
     assert us == 8
-    assert moved >= 40  # the comparison is not of untouched weights
+    assert moved >= 30  # the comparison is not of untouched weights
 
 
 def test_adam_replicas_and_every_u_stay_identical_across_contexts(dataset, tmp_path):
