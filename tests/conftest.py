@@ -3,6 +3,15 @@ import signal
 
 import pytest
 
+import sngan_gluon  # noqa: F401  (makes mxnet importable on every Python)
+from sngan_gluon.data import get_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    """The synthetic 32x32 dataset the training tests run on (read only)."""
+    return get_dataset("synthetic", image_size=32)
+
 
 @pytest.fixture
 def stop_signals_not_ignored():

@@ -20,17 +20,11 @@ import sngan_gluon  # noqa: F401
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.config import TrainConfig
-from sngan_gluon.data import get_dataset
 from sngan_gluon.run_folder import RunFolder, RunFolderError, RunFolderWriteError
 from sngan_gluon.signals import Interrupted
 from sngan_gluon.trainer import GANTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return get_dataset("synthetic", image_size=32)
 
 
 def _config(**kwargs):

@@ -28,7 +28,6 @@ from sngan_gluon import checkpoint as ckpt
 from sngan_gluon import launch
 from sngan_gluon.cli import train as train_cli
 from sngan_gluon.config import ConfigError, TrainConfig
-from sngan_gluon.data import get_dataset
 from sngan_gluon.trainer import GANTrainer
 
 MARKER_KEY = "SNGAN_SCALE_TEST_MARKER"
@@ -118,11 +117,6 @@ T.GANTrainer.__init__ = init
 T.GANTrainer.train = train
 sys.exit(main(sys.argv[1:]))
 '''
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return get_dataset("synthetic", image_size=32)
 
 
 def _config(**kwargs):

@@ -7,16 +7,10 @@ import pytest
 import sngan_gluon  # noqa: F401
 
 from sngan_gluon.config import TrainConfig
-from sngan_gluon.data import get_dataset
 from sngan_gluon.nn import SpectralNormMixin
 from sngan_gluon.sigma_log import read_sigmas
 from sngan_gluon.spectra import layer_matrix, weight_layers
 from sngan_gluon.trainer import GANTrainer
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return get_dataset("synthetic", image_size=32)
 
 
 def _config(**kwargs):

@@ -12,14 +12,8 @@ from mxnet import nd
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.config import ConfigError, TrainConfig
-from sngan_gluon.data import get_dataset
 from sngan_gluon.terms import LeCam, Term
 from sngan_gluon.trainer import BatchStream, GANTrainer, TrainingError
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return get_dataset("synthetic", image_size=32)
 
 
 def _config(**kwargs):
