@@ -68,9 +68,9 @@ def check_finite(trainer):
         return values
     kept = (" the last good checkpoint is %s" % trainer.last_checkpoint
             if trainer.last_checkpoint else " no checkpoint was written")
+    kind = "NaN" if any(map(math.isnan, losses)) else "Inf"
     raise TrainingError("loss became %s by iteration %d (d_loss=%s, g_loss=%s);%s; try a lower "
-                        "--lr or --clip_gr" % ("NaN" if any(map(math.isnan, losses)) else "Inf",
-                                              trainer.iteration, losses[0], losses[1], kept))
+                        "--lr or --clip_gr" % (kind, trainer.iteration, losses[0], losses[1], kept))
 
 
 class LogReport(Extension):
@@ -125,11 +125,19 @@ class Evaluate(Extension):
 
 
 class SampleGrid(Extension):
-    """Save an 8 x 8 grid of the (EMA) generator's images of the run's fixed noise."""
+    """Save an 8 x 8 grid of the (EMA) generator's images of the run's fixed noise.
+
+    ``latest``: ``(iteration, images)`` of the last grid, uint8 (64, H, W, C), for
+    extensions that show the same images elsewhere (TensorBoard); None before.
+    """
+
+    latest = None
 
     def __call__(self, trainer):
         run = trainer.run
-        return run.write_samples(trainer.sample(run.fixed_z, run.fixed_y), trainer.iteration)
+        images = trainer.sample(run.fixed_z, run.fixed_y)
+        self.latest = (trainer.iteration, images)
+        return run.write_samples(images, trainer.iteration)
 
 
 class Snapshot(Extension):

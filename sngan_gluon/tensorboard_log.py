@@ -53,6 +53,8 @@ class TensorBoard(Extension):
     ----------
     sigma_log : optional :class:`~sngan_gluon.sigma_log.SigmaLog` whose
         ``latest`` sigmas are written on the iterations it ran.
+    sample_grid : optional :class:`~sngan_gluon.extensions.SampleGrid` whose
+        ``latest`` images are written on the iterations it ran.
 
     Raises
     ------
@@ -60,9 +62,9 @@ class TensorBoard(Extension):
         When tensorboardX is not installed, at construction (before training).
     """
 
-    def __init__(self, sigma_log=None):
+    def __init__(self, sigma_log=None, sample_grid=None):
         self.writer_class = summary_writer_class()
-        self.sigma_log = sigma_log
+        self.sigma_log, self.sample_grid = sigma_log, sample_grid
         self.writer = None
 
     def initialize(self, trainer):
@@ -85,9 +87,10 @@ class TensorBoard(Extension):
         if latest is not None and latest[0] == it:
             for layer, sigma in latest[1].items():
                 self.writer.add_scalar("sigma/" + layer, sigma, it)
-        if it % cfg.sample_every == 0 or last:
-            grid = image_grid(trainer.sample(trainer.run.fixed_z, trainer.run.fixed_y), nrow=8)
-            self.writer.add_image("samples", grid, it, dataformats="HWC")
+        samples = self.sample_grid.latest if self.sample_grid is not None else None
+        if samples is not None and samples[0] == it:
+            self.writer.add_image("samples", image_grid(samples[1], nrow=8), it,
+                                  dataformats="HWC")
 
     def finalize(self, trainer):
         if self.writer is not None:

@@ -44,7 +44,6 @@ from .terms import terms_from_config
 from .updater import EMA, Updater
 
 
-
 def get_contexts(config):
     """The devices to train on: ``config.gpus`` / ``use_gpu``, else ``config.cpus`` CPU contexts."""
     if config.gpus or config.use_gpu:
@@ -210,11 +209,12 @@ class GANTrainer:
         entries.append(_Entry(LogReport(), cfg.log_every, True))
         self.sigma_log = SigmaLog()
         entries.append(_Entry(self.sigma_log, cfg.log_every, True))
-        entries.append(_Entry(SampleGrid(), cfg.sample_every, True))
+        sample_grid = SampleGrid()
+        entries.append(_Entry(sample_grid, cfg.sample_every, True))
         self._snapshot = Snapshot(cfg.keep_checkpoints)
         entries.append(_Entry(self._snapshot, cfg.checkpoint_every, True))
         if cfg.tensorboard:  # after every iteration: it writes what the others computed
-            entries.append(_Entry(TensorBoard(self.sigma_log), 1, True))
+            entries.append(_Entry(TensorBoard(self.sigma_log, sample_grid), 1, True))
         return entries
 
     def train(self, out_dir, resume=None, progress=True, evaluator=None):
