@@ -38,7 +38,8 @@ KVSTORES = ("device", "local", "dist_sync", "dist_device_sync")
 LR_DECAYS = ("none", "linear")
 
 #: Float settings; each must be a finite number (``--lr inf`` is refused).
-FLOAT_FIELDS = ("lr", "beta1", "beta2", "clip_gr", "lecam", "mode_seeking", "ema")
+FLOAT_FIELDS = ("lr", "beta1", "beta2", "clip_gr", "lecam", "mode_seeking", "ema",
+                "g_bn_momentum")
 
 #: Settings that may differ between a run and its resumption: they change how the
 #: run is watched or how long it lasts, not what it computes.
@@ -64,6 +65,8 @@ class TrainConfig:
     conditional: bool = False
     sn: bool = True
     power_iterations: int = 1
+    init: str = "arch"                    # weight initialization (models.initialization.INITS)
+    g_bn_momentum: float = 0.9            # momentum of G's BatchNorm running statistics
     z_dim: int = 100
     batch_size: int = 64
     epochs: int = 100
@@ -121,7 +124,7 @@ class TrainConfig:
                 raise ConfigError("%s must be a finite number, got %r" % (_flag(name), value))
         if not self.lr > 0:
             raise ConfigError("--lr must be positive, got %r" % self.lr)
-        for name in ("beta1", "beta2", "ema"):
+        for name in ("beta1", "beta2", "ema", "g_bn_momentum"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ConfigError("%s must be in [0, 1), got %r" % (_flag(name), value))
@@ -141,9 +144,10 @@ class TrainConfig:
         from .augment import parse_policy
         from .data import DATASETS, dataset_key
         from .losses import LOSSES
-        from .models import MODELS
+        from .models import INITS, MODELS
         _check_choice("dataset", dataset_key(self.dataset), DATASETS)
         _check_choice("arch", self.arch, MODELS)
+        _check_choice("init", self.init, INITS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
         _check_choice("kvstore", self.kvstore, KVSTORES)

@@ -33,7 +33,7 @@ from .batches import BatchStream
 from .config import ConfigError, TrainConfig
 from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
                          TrainingError)
-from .models import get_discriminator, get_generator
+from .models import apply_init, get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
 from .nn import warm_up as warm_up_sigma
 from .run_folder import LOG_FIELDS, RunFolder
@@ -65,13 +65,13 @@ def get_contexts(config):
 
 
 def build_networks(config, ctxs, image_size, channels, num_classes):
-    """(G, D, G_ema or None), seeded from ``config.seed``, initialized, every SN layer's
-    ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized."""
+    """(G, D, G_ema or None), seeded from ``config.seed``, initialized (``config.init``),
+    every SN layer's ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized."""
     mx.random.seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
     kwargs = dict(image_size=image_size, num_classes=num_classes, channels=channels)
-    G = get_generator(config.arch, z_dim=config.z_dim, **kwargs)
+    G = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum, **kwargs)
     if config.sync_bn and len(ctxs) > 1:
         to_sync_batchnorm(G, len(ctxs))
     D = get_discriminator(config.arch, sn=config.sn, power_iterations=config.power_iterations,
@@ -80,11 +80,13 @@ def build_networks(config, ctxs, image_size, channels, num_classes):
     D.initialize(ctx=ctxs)
     _warm_up(G, D, ctxs, config.z_dim, num_classes)
     for net in (G, D):
+        apply_init(net, config.init)
         warm_up_sigma(net)  # u converged: the first step divides by the true sigma
         net.hybridize(static_alloc=True, static_shape=True)
     G_ema = None
     if config.ema > 0:
-        G_ema = get_generator(config.arch, z_dim=config.z_dim, **kwargs)
+        G_ema = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum,
+                              **kwargs)
         G_ema.initialize(ctx=ctxs[0])
         _warm_up(G_ema, None, ctxs[:1], config.z_dim, num_classes)
     return G, D, G_ema

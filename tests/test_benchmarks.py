@@ -255,3 +255,36 @@ def test_quality_parity_trains_and_judges_both_implementations(tmp_path):
         assert set(runs) == {"0"} and runs["0"]["fid"] > 0
     assert "| **torch** | median of 1 |" in result.stdout
     assert os.path.isfile(os.path.join(out, "package", "seed0.npz"))
+
+
+def test_pytorch_init_draws_as_the_references_default_layers():
+    """``--init pytorch`` gives each layer of the standard CNN the bound and spread that
+    PyTorch's default initialization gives the same layer of the reference."""
+    torch = pytest.importorskip("torch")
+    import mxnet as mx
+    from mxnet import nd
+    from sngan_gluon.models import apply_init, get_discriminator, get_generator
+    from sngan_gluon.models.initialization import _FAN_IN_LAYERS
+    ref = import_benchmark("reference_torch")
+    torch.manual_seed(0)
+    mx.random.seed(0)
+    pairs = [(get_generator("dcgan", z_dim=100, ch=64), ref.Generator(z_dim=100, ch=64)),
+             (get_discriminator("dcgan", ch=64), ref.Discriminator(ch=64))]
+    torch_kinds = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    for package, reference in pairs:
+        package.initialize()
+        package(nd.zeros((2, 100)) if package.__class__.__name__.endswith("Generator")
+                else nd.zeros((2, 3, 32, 32)))
+        apply_init(package, "pytorch")
+        mine = []
+        package.apply(lambda b: mine.append(b) if isinstance(b, _FAN_IN_LAYERS) else None)
+        theirs = [m for m in reference.modules() if isinstance(m, torch_kinds)]
+        assert len(mine) == len(theirs) >= 5
+        for m, t in zip(mine, theirs):
+            fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(t.weight)
+            for p, q in ((m.weight, t.weight), (m.bias, t.bias)):
+                a, b = p.data().asnumpy(), q.detach().numpy()
+                assert a.shape == b.shape, (p.name, a.shape, b.shape)
+                assert np.abs(a).max() <= (1 + 1e-6) / np.sqrt(fan_in), p.name  # torch's bound
+                if a.size >= 500:
+                    np.testing.assert_allclose(a.std(), b.std(), rtol=0.1, err_msg=p.name)

@@ -14,7 +14,7 @@ from sngan_gluon.cli import train as cli
 from sngan_gluon.config import KVSTORES, LR_DECAYS, SETTINGS, ConfigError, TrainConfig
 from sngan_gluon.data import DATASETS
 from sngan_gluon.losses import LOSSES
-from sngan_gluon.models import MODELS
+from sngan_gluon.models import INITS, MODELS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--beta1",
@@ -198,9 +198,10 @@ def test_choices_come_from_the_registries():
     assert tuple(actions["dataset"].choices) == DATASETS
     assert tuple(actions["kvstore"].choices) == KVSTORES
     assert tuple(actions["lr_decay"].choices) == LR_DECAYS
+    assert tuple(actions["init"].choices) == tuple(INITS)
     assert tuple(actions["setting"].choices) == tuple(SETTINGS)
     for field, bad in (("arch", "vgg"), ("loss", "wgan"), ("dataset", "imagenet"),
-                       ("kvstore", "nccl"), ("lr_decay", "cosine")):
+                       ("kvstore", "nccl"), ("lr_decay", "cosine"), ("init", "lecun")):
         with pytest.raises(ConfigError, match="choose from"):
             TrainConfig(**{field: bad}).validate()
 
@@ -221,7 +222,7 @@ def test_clip_gr_has_both_spellings(flags):
 
 
 @pytest.mark.parametrize("flag", ["--lr", "--beta1", "--beta2", "--clip-gr", "--clip_gr",
-                                  "--lecam", "--mode-seeking", "--ema"])
+                                  "--lecam", "--mode-seeking", "--ema", "--g-bn-momentum"])
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
 def test_non_finite_numbers_are_refused_in_one_line(flag, value, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -229,6 +230,14 @@ def test_non_finite_numbers_are_refused_in_one_line(flag, value, capsys):
     assert exit_info.value.code == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "must be a finite number" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1"])
+def test_g_bn_momentum_outside_0_1_is_one_line(value, capsys):
+    assert cli.main(["--g-bn-momentum", value]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "--g-bn-momentum must be in [0, 1)" in err and len(err.splitlines()) == 1
+    assert cli.make_config(["--g-bn-momentum", "0.81"])[0].g_bn_momentum == 0.81
 
 
 @pytest.mark.parametrize("field", ["lr", "clip_gr", "beta1", "ema", "lecam", "mode_seeking"])

@@ -321,20 +321,68 @@ def test_wrong_input_shapes_are_named():
         d(nd.zeros((2, 3, 48, 48)))
 
 
-@pytest.mark.parametrize("classes", [0, 10])
-def test_dcgan_generator_momentum_reaches_every_batchnorm(classes):
-    """One training step moves each running variance from 1 by (1 - momentum) of the way."""
-    G = get_generator("dcgan", image_size=32, z_dim=16, num_classes=classes, ch=64, momentum=0.5)
+def _running_stats_after_one_step(arch, size, classes, momentum):
+    """Every running mean and variance of a freshly built G after one training step."""
+    mx.random.seed(3)
+    G = get_generator(arch, size, z_dim=16, num_classes=classes, ch=8, momentum=momentum)
     G.initialize()
-    z = nd.random.normal(shape=(8, 16))
-    y = nd.array(np.arange(8) % max(classes, 1)) if classes else None
+    z = nd.array(np.random.RandomState(0).normal(size=(8, 16)))
     with autograd.record():
-        out = G(z, y) if classes else G(z)
+        out = G(z, *_labels(classes, 8))
     out.backward()  # MXNet updates running statistics in backward
-    variances = [p.data().asnumpy() for name, p in G.collect_params().items()
-                 if name.endswith("running_var")]
-    assert len(variances) == 4
-    for var in variances:  # 0.5 * 1 + 0.5 * batch variance, the batch variance far from 1
-        assert np.all(var < 0.99) and np.all(var > 0.5)
-    with pytest.raises(ValueError, match="momentum"):
-        get_generator("dcgan", momentum=1.0)
+    return [p.data().asnumpy() for name, p in G.collect_params(".*running_(mean|var)").items()]
+
+
+@pytest.mark.parametrize("arch, size, classes", [("dcgan", 32, 0), ("dcgan", 32, K),
+                                                 ("resnet", 32, 0), ("resnet", 32, K),
+                                                 ("dcgan64", 64, 0)])
+def test_generator_momentum_reaches_every_batchnorm(arch, size, classes):
+    """After one step each running value is momentum * its start + (1 - momentum) * the
+    batch's (what momentum 0 leaves), in every BatchNorm, conditional ones included."""
+    batch = _running_stats_after_one_step(arch, size, classes, 0.0)
+    moved = _running_stats_after_one_step(arch, size, classes, 0.7)
+    assert len(moved) == len(batch) >= 4
+    for name_index, (b, m) in enumerate(zip(batch, moved)):
+        start = 0.0 if name_index % 2 == 0 else 1.0  # collect order: mean, then var
+        np.testing.assert_allclose(m, 0.7 * start + 0.3 * b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        get_generator(arch, size, momentum=1.0)
+
+
+def _fan_in_layers(net):
+    from sngan_gluon.models.initialization import _FAN_IN_LAYERS
+    found = []
+    net.apply(lambda b: found.append(b) if isinstance(b, _FAN_IN_LAYERS) else None)
+    return found
+
+
+@pytest.mark.parametrize("arch, size, classes", [("dcgan", 32, K), ("resnet", 32, K),
+                                                 ("dcgan64", 64, 0)])
+def test_pytorch_init_redraws_every_weight_within_its_fan_in_bound(arch, size, classes):
+    from sngan_gluon.models import apply_init
+    from sngan_gluon.models.initialization import fan_in
+    g, d = _build(arch, size, classes)
+    arch_weights = {n: p.data().asnumpy() for n, p in d.collect_params().items()}
+    mx.random.seed(0)
+    for net in (g, d):
+        apply_init(net, "pytorch")
+    for net in (g, d):
+        for layer in _fan_in_layers(net):
+            bound = 1 / math.sqrt(fan_in(layer.weight.shape))
+            for param in (layer.weight, layer.bias):
+                if param is None:
+                    continue
+                values = param.data().asnumpy()
+                assert np.abs(values).max() <= bound * (1 + 1e-6), param.name
+                if values.size >= 1000:  # U(-b, b): max near b, std b / sqrt(3)
+                    assert np.abs(values).max() > 0.99 * bound, param.name
+                    assert abs(values.std() * math.sqrt(3) / bound - 1) < 0.1, param.name
+    changed = [n for n, p in d.collect_params().items()
+               if n.endswith("weight") and not np.array_equal(p.data().asnumpy(),
+                                                              arch_weights[n])]
+    assert len(changed) == len(_fan_in_layers(d)) + (1 if classes else 0)  # + the embedding
+    if classes:
+        embed = [p for n, p in d.collect_params().items() if "embedding" in n][0]
+        assert abs(embed.data().asnumpy().std() - 1) < 0.1  # N(0, 1), as nn.Embedding
+    with pytest.raises(ValueError, match="choose from"):
+        apply_init(g, "lecun")

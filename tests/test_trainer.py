@@ -356,3 +356,27 @@ def test_progress_bar_counts_finished_iterations(dataset, tmp_path):
     assert bars[0].total == 8
     assert [n for n, _ in bars[0].seen] == list(range(1, 9))
     assert all(computed >= n for n, computed in bars[0].seen), bars[0].seen
+
+
+def test_init_and_g_bn_momentum_reach_the_networks(dataset):
+    """--init pytorch redraws D's weights (repeatably per seed); --g-bn-momentum sets
+    every BatchNorm of G and of its EMA copy."""
+    arch = GANTrainer(_config(), dataset=dataset)
+    torch_like = GANTrainer(_config(init="pytorch", g_bn_momentum=0.81, ema=0.9), dataset=dataset)
+    again = GANTrainer(_config(init="pytorch", g_bn_momentum=0.81, ema=0.9), dataset=dataset)
+
+    def first(trainer):  # D's first convolution's weight, (64, 3, 3, 3)
+        return list(trainer.D.collect_params(".*conv.*weight").values())[0]
+    w_arch, w_torch = first(arch).data().asnumpy(), first(torch_like).data().asnumpy()
+    assert abs(w_arch.std() - 0.02) < 0.002                     # Normal(0.02)
+    assert abs(w_torch.std() * np.sqrt(3 * 27) - 1) < 0.1         # U(+-1/sqrt(3*3*3))
+    np.testing.assert_array_equal(w_torch, first(again).data().asnumpy())
+    for net in (torch_like.G, torch_like.G_ema):
+        momenta = []
+        net.apply(lambda b: momenta.append(b._kwargs["momentum"])
+                  if isinstance(b, mx.gluon.nn.BatchNorm) else None)
+        assert momenta and set(momenta) == {0.81}
+    with pytest.raises(ConfigError, match="--g-bn-momentum must be in"):
+        _config(g_bn_momentum=1.0).validate()
+    with pytest.raises(ConfigError, match="choose from arch, pytorch"):
+        _config(init="kaiming").validate()

@@ -38,7 +38,7 @@ def build_parser(suppress_defaults=False):
     """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
     from ..data import DATASETS, dataset_key
     from ..losses import LOSSES
-    from ..models import MODELS
+    from ..models import INITS, MODELS
     settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
     parser = OneLineParser(
         prog="train.py",
@@ -71,6 +71,15 @@ def build_parser(suppress_defaults=False):
                        help="class-conditional GAN: conditional BatchNorm in G, projection D")
     model.add_argument("--no-sn", dest="sn", action="store_false", default=d(True),
                        help="build the discriminator without spectral normalization")
+    model.add_argument("--init", choices=tuple(INITS), default=d(_D.init),
+                       help="weight initialization: " + "; ".join(
+                           "%s: %s" % item for item in INITS.items()))
+    model.add_argument("--g-bn-momentum", type=finite_float, default=d(_D.g_bn_momentum),
+                       help="momentum of G's BatchNorm running statistics, which samples are "
+                            "drawn with (Gluon's meaning: the weight of the old value, in "
+                            "[0, 1)); MXNet advances them once per generator step, so "
+                            "0.9**(n_dis+1) follows G as fast as the authors' Chainer code "
+                            "does with 0.9")
     model.add_argument("--power-iterations", type=positive_int,
                        default=d(_D.power_iterations),
                        help="power-iteration steps per discriminator update")

@@ -23,8 +23,10 @@ from . import dcgan, dcgan64, resnet
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .dcgan64 import DCGAN64Discriminator, DCGAN64Generator
 from .resnet import ResNetDiscriminator, ResNetGenerator
+from .initialization import INITS, apply_init
 
 __all__ = ["get_generator", "get_discriminator", "MODELS", "Architecture", "image_size_for",
+           "INITS", "apply_init",
            "Generator", "Discriminator",
            "DCGANGenerator", "DCGANDiscriminator", "ResNetGenerator", "ResNetDiscriminator",
            "DCGAN64Generator", "DCGAN64Discriminator"]

@@ -130,6 +130,13 @@ def check_common(arch, num_classes, channels):
                          % (arch, channels))
 
 
+def check_momentum(arch, momentum):
+    """A BatchNorm momentum (Gluon's: the weight of the old running value) in [0, 1)."""
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
+            or not 0 <= momentum < 1:
+        raise ValueError("%s: momentum must be in [0, 1), got %r" % (arch, momentum))
+
+
 def check_image_size(arch, image_size, supported):
     if image_size not in supported:
         raise ValueError("%s: no layout for image_size=%r; supported: %s"

@@ -32,7 +32,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from ..nn.conditional import ConditionalBatchNorm
 from ._common import (Discriminator, Generator, ProjectionOutput, check_common, check_image_size,
-                      discriminator_layers, glorot_uniform)
+                      check_momentum, discriminator_layers, glorot_uniform)
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator"]
 
@@ -106,7 +106,8 @@ class DCGANGenerator(Generator):
         backward, so in training they advance once per generator step, where
         PyTorch advances them on every training-mode call (twice per iteration
         at ``n_dis = 1``: D's fake batch and G's step); ``0.81 = 0.9**2``
-        tracks the generator as fast as PyTorch does with 0.9 (see
+        tracks the generator as fast as PyTorch does with 0.9 (train.py's
+        ``--g-bn-momentum``; see
         docs/results.md, "Quality parity with PyTorch").
 
     Inputs
@@ -124,8 +125,7 @@ class DCGANGenerator(Generator):
         check_common("dcgan", num_classes, channels)
         check_image_size("dcgan", image_size, BOTTOM_WIDTH)
         _check_ch("dcgan", ch)
-        if not 0 <= momentum < 1:
-            raise ValueError("dcgan: momentum must be in [0, 1), got %r" % (momentum,))
+        check_momentum("dcgan", momentum)
         super().__init__(**kwargs)
         self.image_size, self.z_dim, self.num_classes, self.channels = (
             image_size, z_dim, num_classes, channels)

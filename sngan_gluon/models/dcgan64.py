@@ -9,7 +9,8 @@ initialization (``train.py``: ``mx.init.Xavier()``, i.e. GlorotUniform with gain
 import mxnet as mx
 from mxnet.gluon import nn
 
-from ._common import Discriminator, Generator, check_common, check_image_size, discriminator_layers
+from ._common import (Discriminator, Generator, check_common, check_image_size, check_momentum,
+                      discriminator_layers)
 
 __all__ = ["DCGAN64Generator", "DCGAN64Discriminator"]
 
@@ -31,14 +32,17 @@ class DCGAN64Generator(Generator):
 
     ch 4x4/1 pad 0 (1 -> 4), then ch/2, ch/4, ch/8 4x4/2 pad 1 (4 -> 32), each
     followed by BatchNorm and LeakyReLU(0.2); then ``channels`` 4x4/2 pad 1
-    (32 -> 64) and tanh. ``ch = 512`` as in the example.
+    (32 -> 64) and tanh. ``ch = 512`` as in the example. ``momentum``: that of every
+    BatchNorm's running statistics (Gluon's meaning, as ``nn.BatchNorm``).
 
     Inputs: ``z`` (N, z_dim) float32.
     Outputs: (N, channels, 64, 64) in [-1, 1].
     """
 
-    def __init__(self, image_size=64, z_dim=128, num_classes=0, channels=3, ch=512, **kwargs):
+    def __init__(self, image_size=64, z_dim=128, num_classes=0, channels=3, ch=512,
+                 momentum=0.9, **kwargs):
         _check(image_size, num_classes, channels, ch)
+        check_momentum("dcgan64", momentum)
         super().__init__(**kwargs)
         self.image_size, self.z_dim, self.num_classes, self.channels = (
             image_size, z_dim, num_classes, channels)
@@ -51,7 +55,7 @@ class DCGAN64Generator(Generator):
                 self.body.add(nn.Conv2DTranspose(width, 4, strides=stride, padding=pad,
                                                  use_bias=False, in_channels=in_channels,
                                                  weight_initializer=init),
-                              nn.BatchNorm(in_channels=width),
+                              nn.BatchNorm(momentum=momentum, in_channels=width),
                               nn.LeakyReLU(0.2))
                 in_channels = width
             self.body.add(nn.Conv2DTranspose(channels, 4, strides=2, padding=1, use_bias=False,

@@ -24,7 +24,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from ..nn.conditional import ConditionalBatchNorm
 from ._common import (RESIDUAL_GAIN, Discriminator, Generator, ProjectionOutput, check_common,
-                      check_image_size, discriminator_layers, glorot_uniform)
+                      check_image_size, check_momentum, discriminator_layers, glorot_uniform)
 
 __all__ = ["ResNetGenerator", "ResNetDiscriminator", "GeneratorBlock", "DiscriminatorBlock",
            "OptimizedDiscriminatorBlock"]
@@ -71,17 +71,17 @@ class GeneratorBlock(HybridBlock):
     Outputs: (N, channels, 2H, 2W).
     """
 
-    def __init__(self, in_channels, channels, num_classes=0, **kwargs):
+    def __init__(self, in_channels, channels, num_classes=0, momentum=0.9, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         conv_init, sc_init = glorot_uniform(RESIDUAL_GAIN), glorot_uniform()
         with self.name_scope():
             if num_classes > 0:
-                self.bn1 = ConditionalBatchNorm(in_channels, num_classes)
-                self.bn2 = ConditionalBatchNorm(channels, num_classes)
+                self.bn1 = ConditionalBatchNorm(in_channels, num_classes, momentum=momentum)
+                self.bn2 = ConditionalBatchNorm(channels, num_classes, momentum=momentum)
             else:
-                self.bn1 = nn.BatchNorm(in_channels=in_channels)
-                self.bn2 = nn.BatchNorm(in_channels=channels)
+                self.bn1 = nn.BatchNorm(momentum=momentum, in_channels=in_channels)
+                self.bn2 = nn.BatchNorm(momentum=momentum, in_channels=channels)
             self.conv1 = nn.Conv2D(channels, 3, padding=1, in_channels=in_channels,
                                    weight_initializer=conv_init)
             self.conv2 = nn.Conv2D(channels, 3, padding=1, in_channels=channels,
@@ -180,6 +180,9 @@ class ResNetGenerator(Generator):
         Output image channels.
     ch : int or None
         Base width; None takes the layout's (256 at 32, 64 at 48 and 64).
+    momentum : float
+        Momentum of every BatchNorm's running statistics (Gluon's meaning: the
+        weight of the old value); see :class:`~sngan_gluon.models.DCGANGenerator`.
 
     Inputs
     ------
@@ -191,9 +194,11 @@ class ResNetGenerator(Generator):
     images : (N, channels, image_size, image_size) in [-1, 1].
     """
 
-    def __init__(self, image_size=32, z_dim=128, num_classes=0, channels=3, ch=None, **kwargs):
+    def __init__(self, image_size=32, z_dim=128, num_classes=0, channels=3, ch=None,
+                 momentum=0.9, **kwargs):
         check_common("resnet", num_classes, channels)
         check_image_size("resnet", image_size, GENERATOR_LAYOUTS)
+        check_momentum("resnet", momentum)
         bottom, default_ch, multipliers = GENERATOR_LAYOUTS[image_size]
         ch = default_ch if ch is None else ch
         _check_ch("resnet", ch)
@@ -207,8 +212,8 @@ class ResNetGenerator(Generator):
                                   weight_initializer=glorot_uniform())
             self.blocks = nn.HybridSequential()
             for w_in, w_out in zip(widths[:-1], widths[1:]):
-                self.blocks.add(GeneratorBlock(w_in, w_out, num_classes))
-            self.bn = nn.BatchNorm(in_channels=widths[-1])
+                self.blocks.add(GeneratorBlock(w_in, w_out, num_classes, momentum))
+            self.bn = nn.BatchNorm(momentum=momentum, in_channels=widths[-1])
             self.out = nn.Conv2D(channels, 3, padding=1, in_channels=widths[-1],
                                  weight_initializer=glorot_uniform())
 
