@@ -349,25 +349,21 @@ def test_generator_momentum_reaches_every_batchnorm(arch, size, classes):
         get_generator(arch, size, momentum=1.0)
 
 
-def _fan_in_layers(net):
-    from sngan_gluon.models.initialization import _FAN_IN_LAYERS
-    found = []
-    net.apply(lambda b: found.append(b) if isinstance(b, _FAN_IN_LAYERS) else None)
-    return found
-
-
 @pytest.mark.parametrize("arch, size, classes", [("dcgan", 32, K), ("resnet", 32, K),
                                                  ("dcgan64", 64, 0)])
 def test_pytorch_init_redraws_every_weight_within_its_fan_in_bound(arch, size, classes):
     from sngan_gluon.models import apply_init
     from sngan_gluon.models.initialization import fan_in
+    from sngan_gluon.spectra import weight_layers
     g, d = _build(arch, size, classes)
     arch_weights = {n: p.data().asnumpy() for n, p in d.collect_params().items()}
     mx.random.seed(0)
     for net in (g, d):
         apply_init(net, "pytorch")
     for net in (g, d):
-        for layer in _fan_in_layers(net):
+        for layer in weight_layers(net).values():
+            if isinstance(layer, nn.Embedding):
+                continue  # N(0, 1), checked below
             bound = 1 / math.sqrt(fan_in(layer.weight.shape))
             for param in (layer.weight, layer.bias):
                 if param is None:
@@ -380,7 +376,7 @@ def test_pytorch_init_redraws_every_weight_within_its_fan_in_bound(arch, size, c
     changed = [n for n, p in d.collect_params().items()
                if n.endswith("weight") and not np.array_equal(p.data().asnumpy(),
                                                               arch_weights[n])]
-    assert len(changed) == len(_fan_in_layers(d)) + (1 if classes else 0)  # + the embedding
+    assert len(changed) == len(weight_layers(d))  # every layer, the embedding included
     if classes:
         embed = [p for n, p in d.collect_params().items() if "embedding" in n][0]
         assert abs(embed.data().asnumpy().std() - 1) < 0.1  # N(0, 1), as nn.Embedding

@@ -26,9 +26,6 @@ INITS = {
                "embeddings N(0, 1)",
 }
 
-_FAN_IN_LAYERS = (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Conv1DTranspose, nn.Conv2DTranspose,
-                  nn.Conv3DTranspose, nn.Dense)
-
 
 def fan_in(shape):
     """The fan-in PyTorch's default initialization uses for a weight of ``shape``."""
@@ -41,15 +38,15 @@ def pytorch_init(net):
     Draws come from MXNet's random generator (``mx.random.seed`` makes them
     repeatable) and are set on every context the parameters live on. Returns ``net``.
     """
-    def redraw(block):
-        if isinstance(block, nn.Embedding):
-            block.weight.set_data(nd.random.normal(0, 1, shape=block.weight.shape))
-        elif isinstance(block, _FAN_IN_LAYERS):
-            bound = 1.0 / math.sqrt(fan_in(block.weight.shape))
-            for param in (block.weight, block.bias):
-                if param is not None:
-                    param.set_data(nd.random.uniform(-bound, bound, shape=param.shape))
-    net.apply(redraw)
+    from ..spectra import weight_layers  # every convolution, dense and embedding layer
+    for layer in weight_layers(net).values():
+        if isinstance(layer, nn.Embedding):
+            layer.weight.set_data(nd.random.normal(0, 1, shape=layer.weight.shape))
+            continue
+        bound = 1.0 / math.sqrt(fan_in(layer.weight.shape))
+        for param in (layer.weight, layer.bias):
+            if param is not None:
+                param.set_data(nd.random.uniform(-bound, bound, shape=param.shape))
     return net
 
 
