@@ -11,9 +11,11 @@ import mxnet as mx
 from mxnet import nd
 
 from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.batches import BatchStream
 from sngan_gluon.config import ConfigError, TrainConfig
+from sngan_gluon.extensions import TrainingError
 from sngan_gluon.terms import LeCam, Term
-from sngan_gluon.trainer import BatchStream, GANTrainer, TrainingError
+from sngan_gluon.trainer import GANTrainer
 
 
 def _config(**kwargs):
