@@ -13,8 +13,13 @@ temporary folders of processes that are gone.
 A checkpoint is read only after it is validated whole: ``state.json``'s types
 and ranges, its file set, the data position against the iteration, the weight
 shapes and that each optimizer state fits its parameter. Given a run folder,
-:func:`resolve_checkpoint` takes the newest checkpoint that passes, and names
-what was wrong with any newer one it skips.
+:func:`load_newest` is the one place that picks a checkpoint for every tool
+(train --resume, generate, evaluate, inspect): it loads the newest checkpoint
+with the tool's own loader, and one that is damaged (:class:`DamagedCheckpoint`:
+a file missing, truncated or from another network) is moved into
+``damaged-*/`` beside it, with a warning, and the next older one is tried. A
+checkpoint that is sound but does not fit (another dataset) stops the search:
+every older one would not fit either.
 """
 import json
 import math
@@ -23,6 +28,7 @@ import pickle
 import re
 import shutil
 import sys
+import time
 
 import mxnet as mx
 
@@ -39,6 +45,12 @@ OPTIMIZER_FILES = {"g_trainer.states": ("g_trainer", "G"),
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be found, read or trusted; the message says which and why."""
+
+
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint's own files are broken (missing, truncated, from another network):
+    an older checkpoint may still be sound, where one that does not fit this run's
+    data would not be."""
 
 
 def checkpoint_name(iteration):
@@ -132,16 +144,39 @@ def resolve_checkpoint(path, warn=None):
 
     ``path`` is a checkpoint folder; a folder of checkpoints (a run's
     ``checkpoints/`` or ``best/``), or a run folder (its ``checkpoints/``),
-    whose newest valid checkpoint is taken. Each newer one skipped is reported
-    through ``warn(message)`` (default: a ``warning:`` line on stderr).
+    whose newest valid checkpoint is taken, as :func:`load_newest` does.
+    """
+    return load_newest(path, None, warn)[0]
+
+
+def load_newest(path, load=None, warn=None, set_aside=True):
+    """``(checkpoint folder, load(folder))`` of the newest checkpoint ``path`` names that loads.
+
+    Parameters
+    ----------
+    path : str
+        A checkpoint folder (used as it is: its damage is an error), a folder of
+        checkpoints or a run folder (the newest checkpoint that loads is used).
+    load : callable(folder) -> object, optional
+        The tool's loader; it raises :class:`DamagedCheckpoint` for a broken
+        checkpoint, :class:`CheckpointError` for one that does not fit. Default:
+        :func:`read_state` only.
+    warn : callable(message), optional
+        Told of every damaged checkpoint skipped (default: a ``warning:`` line on
+        stderr).
+    set_aside : bool
+        Move each damaged checkpoint skipped into ``damaged-<time>/`` beside it, as
+        a resumed run moves newer ones into ``superseded-*/`` (False on the workers
+        of a distributed run other than rank 0, which share rank 0's folder).
     """
     warn = warn or (lambda message: print("warning: " + message, file=sys.stderr))
+    load = load or read_state
     if not os.path.exists(path):
         raise CheckpointError("checkpoint or run folder %s does not exist" % path)
     if _NAME.match(os.path.basename(os.path.normpath(path))) or \
             os.path.isfile(os.path.join(path, STATE_FILE)):
         read_state(path)
-        return path
+        return path, load(path)
     found = (list_checkpoints(os.path.join(path, "checkpoints"), complete=False)
              or list_checkpoints(path, complete=False))
     if not found:
@@ -152,13 +187,25 @@ def resolve_checkpoint(path, warn=None):
     for _, candidate in reversed(found):
         try:
             read_state(candidate)
-        except CheckpointError as err:
+            return candidate, load(candidate)
+        except DamagedCheckpoint as err:
+            moved = _set_aside(candidate) if set_aside else None
             problems.append(str(err))
-            continue
-        for problem in problems:
-            warn("%s; resuming from %s instead" % (problem, candidate))
-        return candidate
+            warn("%s; %s; trying the next older checkpoint"
+                 % (err, "moved to %s" % moved if moved else "left in place"))
     raise CheckpointError("no usable checkpoint in %s: %s" % (path, "; ".join(problems)))
+
+
+def _set_aside(candidate):
+    """Move a damaged checkpoint into ``damaged-<time>/`` beside it; its new path, or None."""
+    dest = os.path.join(os.path.dirname(candidate), "damaged-%s" % time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        os.makedirs(dest, exist_ok=True)
+        moved = os.path.join(dest, os.path.basename(candidate))
+        os.replace(candidate, moved)
+    except OSError:  # a read-only run: skipped all the same, only not moved
+        return None
+    return moved
 
 
 def read_state(ckpt_path):
@@ -167,13 +214,18 @@ def read_state(ckpt_path):
         with open(os.path.join(ckpt_path, STATE_FILE)) as f:
             state = json.load(f)
     except FileNotFoundError:
-        raise CheckpointError("checkpoint %s is damaged: %s is missing" % (ckpt_path, STATE_FILE))
+        raise DamagedCheckpoint("checkpoint %s is damaged: %s is missing"
+                                % (ckpt_path, STATE_FILE))
     except (OSError, ValueError) as err:
-        raise CheckpointError("checkpoint %s is damaged: cannot read %s (%s)"
-                              % (ckpt_path, STATE_FILE, err))
+        raise DamagedCheckpoint("checkpoint %s is damaged: cannot read %s (%s)"
+                                % (ckpt_path, STATE_FILE, err))
     problem = _state_problem(state, ckpt_path)
     if problem:
-        raise CheckpointError("checkpoint %s is damaged: %s %s" % (ckpt_path, STATE_FILE, problem))
+        # a config this version cannot use may come from another version, not damage
+        kind = CheckpointError if problem.startswith("has an unusable config") \
+            else DamagedCheckpoint
+        raise kind("checkpoint %s is damaged: %s %s"
+                                % (ckpt_path, STATE_FILE, problem))
     return state
 
 
@@ -328,9 +380,9 @@ def load(trainer, path):
         for name, (attr, _) in OPTIMIZER_FILES.items():
             getattr(updater, attr).load_states(os.path.join(path, name))
     except (mx.base.MXNetError, OSError, ValueError, AssertionError, KeyError,
-            EOFError) as err:
-        raise CheckpointError("checkpoint %s is damaged or does not match this model: %s"
-                              % (path, error_summary(err)))
+            EOFError) as err:  # the networks are built from the checkpoint's own config
+        raise DamagedCheckpoint("checkpoint %s is damaged or does not match this model: %s"
+                                % (path, error_summary(err)))
     _restore_position(trainer, state)
     for term in updater.terms:
         if term.state_key:
@@ -364,20 +416,20 @@ def _check_optimizer_states(file, net, path):
         with open(file, "rb") as f:
             states = pickle.load(f)
     except Exception as err:  # unpickling a damaged file raises anything
-        raise CheckpointError("checkpoint %s is damaged: %s cannot be read (%s: %s)"
+        raise DamagedCheckpoint("checkpoint %s is damaged: %s cannot be read (%s: %s)"
                               % (path, os.path.basename(file), type(err).__name__, err))
     if isinstance(states, tuple):  # (states, optimizer) when the optimizer was saved too
         states = states[0]
     params = net.collect_params()
     params = [params[name] for name in sorted(params.keys())]  # gluon.Trainer's order
     if not isinstance(states, dict):
-        raise CheckpointError("checkpoint %s is damaged: %s holds no optimizer states"
+        raise DamagedCheckpoint("checkpoint %s is damaged: %s holds no optimizer states"
                               % (path, os.path.basename(file)))
     for index, value in states.items():
         shapes = {a.shape for a in _arrays(value)}
         if not (isinstance(index, int) and 0 <= index < len(params)) or \
                 shapes - {params[index].shape}:
-            raise CheckpointError("checkpoint %s: %s does not fit this network's parameters "
+            raise DamagedCheckpoint("checkpoint %s: %s does not fit this network's parameters "
                                   "(state %r has shapes %s)" % (path, os.path.basename(file),
                                                                 index, sorted(shapes)))
 

@@ -176,7 +176,7 @@ def build_parser(suppress_defaults=False):
 
 
 def make_config(argv=None):
-    """Flags -> (TrainConfig, resume checkpoint or None, out_dir or None).
+    """Flags -> (TrainConfig, --resume's checkpoint or run folder or None, out_dir or None).
 
     A new run's config records the image side it trains at (``--image-size``,
     or the one :meth:`TrainConfig.resolved_image_size` picks).
@@ -203,7 +203,8 @@ def make_config(argv=None):
                                                for k in config_mod.RESUMABLE_OVERRIDES)))
         if out_dir is None:  # where the checkpoint is now, even if the run was moved
             out_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt_path)))
-        return config.validate(), ckpt_path, out_dir
+        # the trainer loads it: from a run folder, the newest checkpoint that loads
+        return config.validate(), resume, out_dir
     setting = args.pop("setting")
     config = TrainConfig()
     if setting:
@@ -255,12 +256,14 @@ def _train(argv, job):
     from ..config import ConfigError
     from ..data import DatasetError
     from ..metrics import MetricsError
-    from ..run_folder import RunFolderError, RunFolderWriteError
+    from ..run_folder import RunFolderError, RunFolderWriteError, folder_problem
     from ..trainer import GANTrainer, TrainingError, default_out_dir
     try:
         config, resume, out_dir = make_config(argv)
         out_dir = out_dir or default_out_dir(config)
         config.out_dir = out_dir
+        if folder_problem(out_dir, resume):  # before any work; RunFolder.open checks again
+            raise RunFolderError(folder_problem(out_dir, resume))
         if config.kvstore.startswith("dist"):
             import mxnet as mx
             job["kvstore"] = mx.kv.create(config.kvstore)
@@ -273,6 +276,9 @@ def _train(argv, job):
         return _fail("error: %s" % err, EXIT_USER_ERROR)
     except (TrainingError, RunFolderWriteError) as err:
         return _fail("error: %s" % err, EXIT_FAILED)
+    except MemoryError:  # before the loop (the dataset, the networks): nothing was saved
+        return _fail("error: ran out of memory before the first iteration; try a smaller "
+                     "--batch-size or --image-size", EXIT_FAILED)
     except KeyboardInterrupt as err:
         return _fail(_interrupted_message(err), EXIT_INTERRUPTED)
     if trainer.is_chief:
