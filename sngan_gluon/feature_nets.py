@@ -12,15 +12,16 @@ class logits (the Inception Score applies the softmax).
   (1000 classes, other weights and resizing): comparable only among themselves.
 """
 import os
-import socket
+import shutil
 import zipfile
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
-from .fileio import error_summary, file_digest
-from ._compat import gluoncv_model_zoo
+from .data import download
+from .fileio import atomic_path, error_summary, file_digest
+from ._compat import gluoncv_model_zoo, repo_file_url
 from .metrics import MetricsError
 
 __all__ = ["FEATURE_NETS", "get_feature_net", "check_images", "TFInceptionExtractor",
@@ -29,8 +30,6 @@ __all__ = ["FEATURE_NETS", "get_feature_net", "check_images", "TFInceptionExtrac
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _INPUT_SIZE = 299
-# Per socket operation: a real download is unaffected, no network fails in seconds.
-_DOWNLOAD_SOCKET_TIMEOUT = 10.0
 
 
 def check_images(images, source="images"):
@@ -238,23 +237,40 @@ class InceptionExtractor(_Extractor):
 
     @staticmethod
     def _store_file(model_store, root):
-        """Path of gluoncv's weights in its store, or MetricsError saying where to put them."""
-        file_name = "inceptionv3-%s.params" % model_store.short_hash("inceptionv3")
+        """Path of gluoncv's weights in its store, fetched there if need be (as gluoncv's
+        ``model_store.get_model_file`` does, through the package's downloader), or
+        MetricsError saying where to put them."""
+        short_hash = model_store.short_hash("inceptionv3")
+        file_name = "inceptionv3-%s.params" % short_hash
         root = root or os.path.join("~", ".mxnet", "models")
         if "MXNET_HOME" in os.environ:  # gluoncv's rule (model_store.get_model_file)
             root = os.path.join(os.environ["MXNET_HOME"], "models")
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(_DOWNLOAD_SOCKET_TIMEOUT)
+        root = os.path.expanduser(root)
+        path = os.path.join(root, file_name)
+        if os.path.isfile(path) and file_digest(path, "sha1")[:8] == short_hash:
+            return path
+        archive = path[:-len(".params")] + ".zip"
         try:
-            return model_store.get_model_file("inceptionv3", root=root)
-        except (OSError, RuntimeError, ValueError, zipfile.BadZipFile) as err:
+            # gluoncv's store: <repo>/gluon/models/<name>.zip, one .params file inside.
+            download.fetch(repo_file_url("gluon/models", os.path.basename(archive)), archive)
+            with zipfile.ZipFile(archive) as zipped, zipped.open(file_name) as src, \
+                    atomic_path(path) as part, open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except download.DOWNLOAD_ERRORS + (KeyError, zipfile.BadZipFile) as err:
             raise MetricsError(
                 "gluoncv Inception-v3 weights are missing: put gluoncv's %s in %s "
                 "($MXNET_HOME/models when MXNET_HOME is set) or pass --feature-net-params FILE "
-                "(download failed: %s)"
-                % (file_name, os.path.expanduser(root), error_summary(err)[:160])) from err
+                "(download failed: %s)" % (file_name, root, error_summary(err)[:160])) from err
         finally:
-            socket.setdefaulttimeout(previous)
+            if os.path.isfile(archive):
+                os.remove(archive)
+        digest = file_digest(path, "sha1")
+        if digest[:8] != short_hash:
+            os.remove(path)
+            raise MetricsError("the download of %s has SHA-1 %s..., expected %s...: try again, or "
+                               "pass --feature-net-params FILE" % (file_name, digest[:8],
+                                                                   short_hash))
+        return path
 
     @staticmethod
     def _load(net, path, ctx):

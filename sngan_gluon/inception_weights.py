@@ -15,12 +15,11 @@ import collections
 import io
 import os
 import pickle
-import shutil
-import urllib.request
 import zipfile
 
 import numpy as np
 
+from .data import download
 from .fileio import atomic_path, error_summary, file_digest
 from .metrics import MetricsError
 
@@ -32,8 +31,6 @@ WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.
 _PTH_NAME = WEIGHTS_URL.rsplit("/", 1)[1]
 _PTH_SHA256_PREFIX = "6726825d"
 _PARAMS_NAME = "tf_inception_v3-%s.params"  # by the source .pth's SHA-256 prefix
-# Per socket operation: a real download is unaffected, a machine without network fails fast.
-_DOWNLOAD_TIMEOUT = 10.0
 
 _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
            "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
@@ -249,14 +246,6 @@ def _save_params(arrays, path):
         mx.nd.save(tmp, {key: mx.nd.array(value) for key, value in arrays.items()})
 
 
-def _download(url, path):
-    """Fetch ``url`` to ``path`` atomically; OSError (urllib's URLError included) on failure."""
-    with atomic_path(path) as tmp:
-        with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response, \
-                open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-
-
 def _is_torch_file(path):
     with open(path, "rb") as f:
         head = f.read(2)
@@ -311,8 +300,8 @@ def tf_inception_params(params_file=None, root=None):
     pth = os.path.join(folder, _PTH_NAME)
     if not os.path.isfile(pth):
         try:
-            _download(WEIGHTS_URL, pth)
-        except OSError as err:
+            download.fetch(WEIGHTS_URL, pth)
+        except download.DOWNLOAD_ERRORS as err:
             raise MetricsError(
                 "TF Inception weights are missing: download %s into %s, or pass "
                 "--feature-net-params FILE (the .pth or a converted .params); download failed: %s"

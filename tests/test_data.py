@@ -16,6 +16,7 @@ from mxnet import nd
 
 from sngan_gluon import data
 from sngan_gluon.data import DatasetError, get_dataset, to_tensor, to_uint8
+from sngan_gluon.data import download, folder, releases
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*differ from the official release")
 
@@ -76,10 +77,7 @@ def no_download(monkeypatch):
         attempts.append(args)
         raise AssertionError("a download was attempted: %r" % (args,))
 
-    monkeypatch.setattr(mx.gluon.data.vision, "CIFAR10", refuse)
-    monkeypatch.setattr(mx.gluon.data.vision, "MNIST", refuse)
-    monkeypatch.setattr(data, "_fetch", refuse)
-    monkeypatch.setattr(data, "_probe", refuse)
+    monkeypatch.setattr(download.urllib.request, "urlopen", refuse)
     monkeypatch.setattr(mx.gluon.utils, "download", refuse)
     yield attempts
     assert not attempts
@@ -94,10 +92,36 @@ def offline(monkeypatch):
         attempts.append(args)
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(mx.gluon.data.vision, "CIFAR10", unreachable)
-    monkeypatch.setattr(data, "_fetch", unreachable)
-    monkeypatch.setattr(data, "_probe", lambda url: None)
+    monkeypatch.setattr(download.urllib.request, "urlopen", unreachable)
     return attempts
+
+
+# --------------------------------------------------------------------------- download
+
+def test_fetch_checks_the_digest_before_the_file_appears(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"release bytes" * 1000)
+    url = "file://" + str(source)
+    good = tmp_path / "good" / "copy.bin"
+    download.fetch(url, str(good), hashlib.sha1(source.read_bytes()).hexdigest(), "sha1")
+    assert good.read_bytes() == source.read_bytes()
+    bad = tmp_path / "bad" / "copy.bin"
+    with pytest.raises(OSError, match="has MD5 [0-9a-f]{32}, not 0123 .incomplete or changed"):
+        download.fetch(url, str(bad), "0123", "md5")
+    assert os.listdir(tmp_path / "bad") == []
+
+
+def test_fetch_waits_at_most_the_network_timeout(tmp_path, monkeypatch):
+    waits = []
+
+    def urlopen(url, timeout=None):
+        waits.append(timeout)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", urlopen)
+    with pytest.raises(OSError, match="timed out"):
+        download.fetch("https://example.invalid/x", str(tmp_path / "x"))
+    assert waits == [10.0] and not os.path.exists(tmp_path / "x")
 
 
 # --------------------------------------------------------------------------- cifar10
@@ -176,22 +200,23 @@ def test_cifar10_original_archive_is_extracted_where_gluon_expects(tmp_path, mon
             tar.add(os.path.join(source, name), arcname="cifar-10-batches-bin/" + name)
     root = tmp_path / "root"
 
-    def mirror_down(*args, **kwargs):
-        raise OSError("mirror unreachable")
+    tried = []
 
-    def fetch(url, path, md5):
-        assert url == data.CIFAR10_URL and md5 == data.CIFAR10_MD5
+    def fetch(url, path, digest, algorithm):
+        tried.append(url)
+        if "gluon/dataset/cifar10/cifar-10-binary.tar.gz" in url:
+            raise OSError("mirror unreachable")
+        assert (url, digest, algorithm) == (data.CIFAR10_URL, data.CIFAR10_MD5, "md5")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(archive, "rb") as src, open(path, "wb") as dst:
             dst.write(src.read())
 
-    monkeypatch.setattr(mx.gluon.data.vision, "CIFAR10", mirror_down)
-    monkeypatch.setattr(data, "_probe", lambda url: None)
-    monkeypatch.setattr(data, "_fetch", fetch)
+    monkeypatch.setattr(download, "fetch", fetch)
     test = get_dataset("cifar10", root=str(root), train=False)
     assert sorted(os.listdir(root)) == sorted(CIFAR_TRAIN + ["test_batch.bin",
                                                              "cifar-10-binary.tar.gz"])
     np.testing.assert_array_equal(test.images, _expected_cifar(range(1000, 1040))[0])
+    assert len(tried) == 2  # the mirror first, then the original home
 
 
 def test_cifar10_archive_placed_by_hand_is_extracted_offline(tmp_path, monkeypatch, no_download):
@@ -202,7 +227,7 @@ def test_cifar10_archive_placed_by_hand_is_extracted_offline(tmp_path, monkeypat
     with tarfile.open(archive, "w:gz") as tar:
         for name in CIFAR_TRAIN + ["test_batch.bin"]:
             tar.add(os.path.join(source, name), arcname="cifar-10-batches-bin/" + name)
-    monkeypatch.setattr(data, "CIFAR10_MD5", _md5(archive))
+    monkeypatch.setattr(releases, "CIFAR10_MD5", _md5(archive))
     train = get_dataset("cifar10", root=str(root), download=False)
     np.testing.assert_array_equal(train.labels, _expected_cifar(range(300))[1])
 
@@ -289,6 +314,30 @@ def test_mnist_files_grayscale_tiling_and_single_channel(tmp_path, no_download):
     np.testing.assert_array_equal(rgb.images, np.repeat(images[..., None], 3, axis=3))
     np.testing.assert_array_equal(rgb.labels, np.arange(5))
     assert get_dataset("mnist", root=str(tmp_path), train=False).images.shape == (5, 32, 32, 3)
+
+
+def test_mnist_is_fetched_from_gluons_copy_and_checked_by_sha1(tmp_path, monkeypatch):
+    images = np.random.RandomState(1).randint(0, 256, size=(3, 28, 28)).astype(np.uint8)
+    fetched = []
+
+    def fetch(url, path, digest, algorithm):
+        fetched.append((url.rsplit("/", 3)[-3:], digest, algorithm))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if "images" in path:
+            _write_idx(path, images, 2051)
+        else:
+            _write_idx(path, np.array([4, 0, 9]), 2049)
+
+    monkeypatch.setattr(download, "fetch", fetch)
+    with pytest.warns(UserWarning, match="SHA-1"):  # the test's files are not the release
+        test = get_dataset("mnist", root=str(tmp_path), train=False, image_size=28, channels=1)
+    assert fetched == [
+        (["dataset", "mnist", "t10k-images-idx3-ubyte.gz"],
+         "c3a25af1f52dad7f726cce8cacb138654b760d48", "sha1"),
+        (["dataset", "mnist", "t10k-labels-idx1-ubyte.gz"],
+         "763e7fa3757d93b0cdec073cef058b2004252c17", "sha1")]
+    np.testing.assert_array_equal(test.images[..., 0], images)
+    np.testing.assert_array_equal(test.labels, [4, 0, 9])
 
 
 def test_mnist_missing_names_url_and_folder(tmp_path, no_download):
@@ -436,7 +485,7 @@ def test_folder_jpeg_with_bytes_after_its_end_is_accepted(tmp_path):
 def _refuse_decoding(monkeypatch):
     def decode(path, size):
         raise AssertionError("decoded %s although the cache is valid" % path)
-    monkeypatch.setattr(data, "_decode", decode)
+    monkeypatch.setattr(folder, "_decode", decode)
 
 
 def test_folder_is_decoded_once_then_memory_mapped(tmp_path, monkeypatch, capsys):
@@ -504,7 +553,7 @@ def test_folder_cache_write_failure_only_warns(tmp_path, monkeypatch):
 
 def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
     _write_folder(tmp_path, ["a.png", "b.png"])
-    monkeypatch.setattr(data, "available_memory", lambda: 1000)
+    monkeypatch.setattr(folder, "available_memory", lambda: 1000)
     _refuse_decoding(monkeypatch)
     with pytest.raises(DatasetError, match=r"2 images at 16x16x3 need 1\.5 KiB of memory, more "
                                            r"than the 1000 B available"):

@@ -7,6 +7,7 @@ import pytest
 import sngan_gluon  # noqa: F401  (makes mxnet importable)
 import mxnet as mx
 from sngan_gluon import feature_nets
+from sngan_gluon.data import download
 from sngan_gluon.feature_nets import InceptionExtractor, check_images, get_feature_net
 from sngan_gluon.metrics import MetricsError
 
@@ -67,11 +68,15 @@ def test_gluoncv_params_file_loads_the_same_weights(random_inception, tmp_path):
 def test_gluoncv_weights_offline_raise_one_clear_line(tmp_path, monkeypatch):
     model_store = feature_nets.gluoncv_model_zoo().model_store
 
-    def no_network(*args, **kwargs):
-        raise RuntimeError("Failed downloading url (offline test)")
+    tried = []
+
+    def no_network(url, path):
+        tried.append(url)
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
     monkeypatch.setenv("MXNET_HOME", str(tmp_path))
-    monkeypatch.setattr(model_store, "download", no_network)
+    monkeypatch.delenv("MXNET_GLUON_REPO", raising=False)
+    monkeypatch.setattr(download, "fetch", no_network)
     with pytest.raises(MetricsError) as info:
         InceptionExtractor(pretrained=True)
     message = str(info.value)
@@ -79,4 +84,8 @@ def test_gluoncv_weights_offline_raise_one_clear_line(tmp_path, monkeypatch):
     assert "inceptionv3-%s.params" % model_store.short_hash("inceptionv3") in message
     assert os.path.join(str(tmp_path), "models") in message
     assert "--feature-net-params" in message
-    assert feature_nets.socket.getdefaulttimeout() is None  # the short timeout was restored
+    # gluoncv's own store address, as model_store.get_model_file builds it
+    assert tried == ["https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/gluon/models/"
+                     "inceptionv3-%s.zip" % model_store.short_hash("inceptionv3")]
+    models = os.path.join(str(tmp_path), "models")
+    assert not os.path.exists(models) or os.listdir(models) == []

@@ -13,7 +13,7 @@ from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.cli import evaluate as evaluate_cli
 from sngan_gluon.cli import generate as generate_cli
 from sngan_gluon.config import TrainConfig
-from sngan_gluon.data import get_dataset
+from sngan_gluon.data import download, get_dataset
 from sngan_gluon import inception_weights
 from sngan_gluon.evaluation import training_evaluator
 from sngan_gluon.feature_nets import check_images
@@ -210,7 +210,7 @@ def test_evaluate_without_weights_says_what_to_download(runs, tmp_path, monkeypa
     def offline(url, path):
         raise OSError("<urlopen error offline test>")
 
-    monkeypatch.setattr(inception_weights, "_download", offline)
+    monkeypatch.setattr(download, "fetch", offline)
     monkeypatch.setenv("MXNET_HOME", str(tmp_path / "mxhome"))
     code = evaluate_cli.main(["--checkpoint", runs["uncond"], "--num", "10"])
     err = capsys.readouterr().err
@@ -289,7 +289,7 @@ def test_training_evaluator_without_weights_fails_before_training(tmp_path, monk
     def offline(url, path):
         raise OSError("<urlopen error offline test>")
 
-    monkeypatch.setattr(inception_weights, "_download", offline)
+    monkeypatch.setattr(download, "fetch", offline)
     monkeypatch.setenv("MXNET_HOME", str(tmp_path))
     config = TrainConfig(dataset="synthetic", data_path=str(tmp_path / "data"), eval_every=2)
     with pytest.raises(MetricsError, match="--feature-net-params"):

@@ -13,6 +13,7 @@ import pytest
 import sngan_gluon  # noqa: F401  (makes mxnet importable)
 import torch_reference
 from sngan_gluon import inception_weights
+from sngan_gluon.data import download
 from sngan_gluon.evaluation import score_features
 from sngan_gluon.feature_nets import TFInceptionExtractor
 from sngan_gluon.inception_weights import (convert_state_dict, read_torch_state_dict,
@@ -196,7 +197,7 @@ def test_missing_weights_offline_name_the_url_and_the_folder(tmp_path, monkeypat
     def offline(url, path):
         raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
-    monkeypatch.setattr(inception_weights, "_download", offline)
+    monkeypatch.setattr(download, "fetch", offline)
     monkeypatch.setenv("MXNET_HOME", str(tmp_path))
     with pytest.raises(MetricsError) as info:
         tf_inception_params()
@@ -212,7 +213,7 @@ def test_a_download_with_the_wrong_hash_is_refused(tmp_path, monkeypatch):
         with open(path, "wb") as f:
             f.write(b"an html error page")
 
-    monkeypatch.setattr(inception_weights, "_download", fake_download)
+    monkeypatch.setattr(download, "fetch", fake_download)
     with pytest.raises(MetricsError, match="expected 6726825d"):
         tf_inception_params(root=str(tmp_path))
     assert [n for n in os.listdir(str(tmp_path)) if n.endswith(".params")] == []
