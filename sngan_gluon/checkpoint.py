@@ -323,6 +323,9 @@ def trainer_state(trainer):
         "image_size": trainer.image_size,
         "channels": trainer.channels,
     }
+    identity = getattr(trainer.dataset, "identity", None)
+    if identity is not None:
+        state["dataset"] = identity
     for term in updater.terms:
         if term.state_key:
             state[term.state_key] = term.state()
@@ -351,12 +354,16 @@ def save(trainer, ckpt_dir, keep):
     return write_checkpoint(ckpt_dir, state["iteration"], writers, state, keep=keep)
 
 
-def load(trainer, path):
+def load(trainer, path, accept_changed_data=False):
     """Validate the checkpoint at ``path`` against ``trainer`` and restore it; returns its state.
 
     Restores the weights, every ``u``, the optimizer moments, the data position
     and the noise generator. Raises :class:`CheckpointError` naming what does
-    not fit; nothing outside ``trainer`` is touched.
+    not fit, :class:`DamagedCheckpoint` for broken files; nothing outside
+    ``trainer`` is touched. A dataset that differs from the one the checkpoint
+    records (its images, their count) is refused unless ``accept_changed_data``:
+    then the run goes on, with a warning, from the data position its iteration
+    implies (no longer bit for bit).
     """
     state = read_state(path)
     updater = trainer.updater
@@ -364,12 +371,27 @@ def load(trainer, path):
         if state[key] != getattr(trainer, key):
             raise CheckpointError("checkpoint %s was trained with %s=%s, this model has %s"
                                   % (path, key, state[key], getattr(trainer, key)))
+    recorded, current = state.get("dataset"), getattr(trainer.dataset, "identity", None)
+    changed = trainer.is_chief and None not in (recorded, current) and recorded != current
+    if changed and not accept_changed_data:
+        raise CheckpointError("the dataset changed since checkpoint %s: it was trained on %s, "
+                              "this run reads %s; restore the data, or pass "
+                              "--accept-changed-data to go on with it"
+                              % (path, describe_data(recorded), describe_data(current)))
+    if changed:
+        print("warning: the dataset changed since checkpoint %s (%s then, %s now); going on "
+              "with it, no longer bit for bit" % (path, describe_data(recorded),
+                                                    describe_data(current)), file=sys.stderr)
     position = state["epoch"] * updater.stream.batches_per_epoch + state["batch"]
-    if trainer.is_chief and position != state["iteration"] * trainer.config.n_dis:
-        raise CheckpointError("checkpoint %s is damaged: its data position (epoch %d, batch %d)"
-                              " is not where iteration %d ends" % (path, state["epoch"],
-                                                                  state["batch"],
-                                                                  state["iteration"]))
+    if trainer.is_chief and not changed and position != state["iteration"] * trainer.config.n_dis:
+        where = ("checkpoint %s: its data position (epoch %d, batch %d) is not where iteration "
+                 "%d ends with this dataset's %d batches an epoch"
+                 % (path, state["epoch"], state["batch"], state["iteration"],
+                    updater.stream.batches_per_epoch))
+        if recorded is None:  # written before checkpoints recorded their data
+            raise CheckpointError(where + ": the checkpoint is damaged, or the dataset changed "
+                                  "since it was written")
+        raise DamagedCheckpoint(where.replace(": its", " is damaged: its", 1))
     for name, (attr, net) in OPTIMIZER_FILES.items():
         _check_optimizer_states(os.path.join(path, name), getattr(trainer, net), path)
     try:
@@ -383,7 +405,7 @@ def load(trainer, path):
             EOFError) as err:  # the networks are built from the checkpoint's own config
         raise DamagedCheckpoint("checkpoint %s is damaged or does not match this model: %s"
                                 % (path, error_summary(err)))
-    _restore_position(trainer, state)
+    _restore_position(trainer, state, exact=not changed)
     for term in updater.terms:
         if term.state_key:
             term.load_state(state.get(term.state_key))
@@ -392,12 +414,17 @@ def load(trainer, path):
     return state
 
 
-def _restore_position(trainer, state):
+def _restore_position(trainer, state, exact=True):
+    """Seek the data stream and restore the noise generator; ``exact=False`` (another
+    dataset): the position that the iteration implies, as on the other workers."""
     import numpy as np
     updater, config = trainer.updater, trainer.config
     updater.iteration = state["iteration"]
     epoch, batch = state["epoch"], state["batch"]
     updater.noise_rng = rng_from_json(state["noise_rng"])
+    if not exact:
+        epoch, batch = divmod(updater.iteration * config.n_dis,
+                              updater.stream.batches_per_epoch)
     if not trainer.is_chief:
         # The checkpoint holds rank 0's data position and noise generator. Another
         # rank's position follows from the iteration (every iteration reads n_dis
@@ -408,6 +435,15 @@ def _restore_position(trainer, state):
         updater.noise_rng = np.random.RandomState(
             [config.seed * 1000 + 17 + trainer.rank, updater.iteration])
     updater.seek(epoch, batch)
+
+
+def describe_data(identity):
+    """``'198 images of folder, pixels 0f3a9c2e1b7d'`` (``part 1 of 2`` on a shard)."""
+    part = identity.get("part") or [0, 1]
+    return "%s images of %s%s, pixels %s" % (
+        identity.get("count"), identity.get("dataset"),
+        " (part %d of %d)" % (part[0] + 1, part[1]) if part[1] > 1 else "",
+        str(identity.get("digest"))[:12])
 
 
 def _check_optimizer_states(file, net, path):

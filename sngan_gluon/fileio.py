@@ -8,7 +8,9 @@ import hashlib
 import os
 import tempfile
 
-__all__ = ["atomic_path", "file_digest", "error_summary", "out_of_memory"]
+import numpy as np
+
+__all__ = ["atomic_path", "file_digest", "array_digest", "error_summary", "out_of_memory"]
 
 
 @contextlib.contextmanager
@@ -55,6 +57,16 @@ def file_digest(path, algorithm="sha256"):
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def array_digest(array):
+    """The BLAKE2b hex digest of an array's bytes (C order), its shape and dtype included:
+    a fast fingerprint of a dataset's pixels (about 1 GB/s, no copy of a contiguous array)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(("%s %s;" % (array.dtype.str, array.shape)).encode())
+    digest.update(memoryview(array.reshape(-1)).cast("B"))
     return digest.hexdigest()
 
 

@@ -22,6 +22,7 @@ import contextlib
 import csv
 import errno
 import fcntl
+import json
 import os
 import shutil
 import sys
@@ -42,8 +43,8 @@ LOCK_FILE = ".lock"
 MARKER_FILE = ".sngan_gluon-run"
 #: What a run writes at the top of its folder, besides checkpoints/ and best/:
 #: removed when a run of ours that never saved a checkpoint is started afresh.
-OUTPUTS = ("config.json", "log.csv", "loss.png", "sigmas.csv", "sigma.png", "fixed_noise.npz",
-           "samples", "tensorboard")
+OUTPUTS = ("config.json", "dataset.json", "log.csv", "loss.png", "sigmas.csv", "sigma.png",
+           "fixed_noise.npz", "samples", "tensorboard")
 
 
 class RunFolderError(RuntimeError):
@@ -112,8 +113,12 @@ class RunFolder:
         self.history = []
         self._lock = None
 
-    def open(self, config, num_classes, resume_state=None, resume_path=None):
-        """Lock the folder and prepare it for a new run or for one resumed at ``resume_state``."""
+    def open(self, config, num_classes, resume_state=None, resume_path=None, dataset=None):
+        """Lock the folder and prepare it for a new run or for one resumed at ``resume_state``.
+
+        ``dataset``: the identity of the data trained on (``ImageDataset.identity``),
+        written to ``dataset.json``.
+        """
         inside = resume_path is not None and _inside(resume_path, self.path)
         existing = self._existing_checkpoints()
         if existing and not inside:
@@ -133,7 +138,7 @@ class RunFolder:
             raise RunFolderError("--out-dir %s is not writable: %s"
                                  % (self.path, os.strerror(err.errno) if err.errno else err))
         try:
-            self._prepare(config, num_classes, resume_state, inside)
+            self._prepare(config, num_classes, resume_state, inside, dataset)
         except BaseException:
             self.close()
             raise
@@ -143,7 +148,7 @@ class RunFolder:
         return [path for folder in (self.checkpoints, os.path.join(self.path, "best"))
                 for _, path in ckpt.list_checkpoints(folder, complete=False)]
 
-    def _prepare(self, config, num_classes, resume_state, inside):
+    def _prepare(self, config, num_classes, resume_state, inside, dataset):
         ckpt.remove_stale_temporaries(self.checkpoints)
         ckpt.remove_stale_temporaries(os.path.join(self.path, "best"))
         if not inside and self._existing_checkpoints():  # one saved before the lock was ours
@@ -165,6 +170,10 @@ class RunFolder:
                 self._set_aside_newer(resume_state["iteration"])
                 self._reload_history(resume_state["iteration"])
             config.save(os.path.join(self.path, "config.json"))
+            if dataset is not None:
+                with atomic_path(os.path.join(self.path, "dataset.json")) as tmp, \
+                        open(tmp, "w") as f:
+                    json.dump(dataset, f, indent=1, sort_keys=True)
             self._fixed_noise(config, num_classes)
 
     def _start_afresh(self):

@@ -200,9 +200,9 @@ class GANTrainer:
         out = G(z) if not self.num_classes else G(z, nd.array(y, ctx=ctx, dtype="int32"))
         return to_uint8(out)
 
-    def load_checkpoint(self, path):
+    def load_checkpoint(self, path, accept_changed_data=False):
         """Validate and restore a checkpoint folder (see :func:`sngan_gluon.checkpoint.load`)."""
-        return ckpt.load(self, path)
+        return ckpt.load(self, path, accept_changed_data)
 
     def _built_in_extensions(self, evaluator):
         cfg = self.config
@@ -220,15 +220,17 @@ class GANTrainer:
             entries.append(_Entry(TensorBoard(self.sigma_log, sample_grid), 1, True))
         return entries
 
-    def train(self, out_dir, resume=None, progress=True, evaluator=None):
+    def train(self, out_dir, resume=None, progress=True, evaluator=None,
+              accept_changed_data=False):
         """Run until ``total_iterations``; returns the list of logged rows.
 
         ``resume``: a checkpoint folder to continue from, or a run folder (its
         newest checkpoint that loads, see :func:`~sngan_gluon.checkpoint.load_newest`);
-        it is validated whole before ``out_dir`` is touched. ``progress``: True for a tqdm bar (not
-        with ``config.quiet``), False for none, or a callable ``(total,
-        initial)`` making a tqdm-like bar. ``evaluator(trainer) -> dict`` runs
-        every ``config.eval_every`` iterations. A stop signal saves a checkpoint
+        it is validated whole before ``out_dir`` is touched; a dataset that
+        changed since is refused unless ``accept_changed_data``. ``progress``:
+        True for a tqdm bar (not with ``config.quiet``), False for none, or a
+        callable ``(total, initial)`` making a tqdm-like bar.
+        ``evaluator(trainer) -> dict`` runs every ``config.eval_every`` iterations. A stop signal saves a checkpoint
         and raises :class:`~sngan_gluon.signals.Interrupted` (a
         ``KeyboardInterrupt`` whose ``args[0]`` is the checkpoint's folder); a
         NaN/Inf loss raises :class:`TrainingError`, the last good checkpoint kept.
@@ -241,13 +243,15 @@ class GANTrainer:
         with StopRequest(saver=self.is_chief) as stop:
             try:
                 if resume is not None:  # validated before out_dir is touched
-                    resume, state = ckpt.load_newest(resume, self.load_checkpoint,
-                                                     set_aside=self.is_chief)
+                    resume, state = ckpt.load_newest(
+                        resume, lambda path: self.load_checkpoint(path, accept_changed_data),
+                        set_aside=self.is_chief)
                     self.last_checkpoint = resume
                 if self.run is not None:
                     self.run.open(self.config, self.num_classes,
                                   resume_state=state if resume is not None else None,
-                                  resume_path=resume)
+                                  resume_path=resume,
+                                  dataset=getattr(self.dataset, "identity", None))
                 self.progress_bar = self._make_bar(progress)
                 try:
                     self._loop(entries, stop)

@@ -3,6 +3,7 @@
 The signal tests that matter most run a real ``train.py`` process; the rest
 deliver signals to this process while :meth:`GANTrainer.train` runs in it.
 """
+import json
 import os
 import random
 import resource
@@ -182,7 +183,6 @@ def finished_run(_finished_run_template, tmp_path):
 
 
 def _edit_state(path, **changes):
-    import json
     file = os.path.join(path, "state.json")
     with open(file) as f:
         state = json.load(f)
@@ -597,3 +597,43 @@ def test_files_follow_the_umask(dataset, tmp_path):
     for name in ("config.json", "log.csv", "loss.png", "sigmas.csv", "sigma.png",
                  os.path.join("samples", "iter_0000002.png")):
         assert oct(os.stat(os.path.join(out, name)).st_mode & 0o777) == oct(0o640), name
+
+
+# ------------------------------------------------------------------ a changed dataset
+
+def _image_folder(root, count):
+    import cv2
+    rng = np.random.RandomState(7)
+    os.makedirs(root, exist_ok=True)
+    for i in range(count):
+        assert cv2.imwrite(os.path.join(root, "%03d.png" % i),
+                           rng.randint(0, 256, (32, 32, 3)).astype(np.uint8))
+
+
+def test_a_resume_on_a_changed_dataset_says_so_and_goes_on_only_when_asked(tmp_path, capsys):
+    from sngan_gluon.data import get_dataset
+    images, out = str(tmp_path / "images"), str(tmp_path / "run")
+    _image_folder(images, 40)
+    config = _config(dataset="folder", data_path=images, iterations=2, checkpoint_every=2)
+    before = get_dataset("folder", root=images, image_size=32)
+    GANTrainer(config, dataset=before).train(out)
+    recorded = ckpt.read_state(os.path.join(out, "checkpoints", "iter_0000002"))["dataset"]
+    assert recorded["count"] == 40 and recorded == before.identity
+    with open(os.path.join(out, "dataset.json")) as f:
+        assert json.load(f) == before.identity
+    for i in (3, 17):  # 2 of 40 images deleted: the data position still looks right
+        os.remove(os.path.join(images, "%03d.png" % i))
+    after = get_dataset("folder", root=images, image_size=32)
+    config.iterations = 4
+    with pytest.raises(ckpt.CheckpointError) as info:
+        GANTrainer(config, dataset=after).train(out, resume=out)
+    message = str(info.value)
+    assert "the dataset changed since checkpoint" in message and "damaged" not in message
+    assert "40 images of folder" in message and "38 images of folder" in message
+    assert "--accept-changed-data" in message and "\n" not in message
+    assert [it for it, _ in ckpt.list_checkpoints(os.path.join(out, "checkpoints"))] == [2]
+    capsys.readouterr()
+    trainer = GANTrainer(config, dataset=after)
+    trainer.train(out, resume=out, accept_changed_data=True)
+    assert trainer.iteration == 4 and "the dataset changed since" in capsys.readouterr().err
+    assert ckpt.read_state(trainer.last_checkpoint)["dataset"] == after.identity

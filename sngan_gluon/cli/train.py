@@ -165,6 +165,9 @@ def build_parser(suppress_defaults=False):
                      help="local weights file of the feature network (offline)")
     out.add_argument("--resume", default=d(None),
                      help="continue a run: its folder or one of its checkpoint folders")
+    out.add_argument("--accept-changed-data", action="store_true", default=d(False),
+                     help="with --resume: go on although the dataset's images changed since "
+                          "the checkpoint (refused otherwise; no longer bit for bit)")
     out.add_argument("--tensorboard", action="store_true", default=d(False),
                      help="also write the losses, learning rate, D's outputs, layer sigmas, "
                           "IS/FID and sample grids as TensorBoard events to "
@@ -185,6 +188,7 @@ def make_config(argv=None):
     from ..trainer import config_from_checkpoint
     args = vars(build_parser().parse_args(argv))
     explicit = vars(build_parser(suppress_defaults=True).parse_args(argv))
+    explicit.pop("accept_changed_data", None)  # how to resume, not a setting of the run
     resume = args.pop("resume")
     out_dir = args.get("out_dir")
     if resume:
@@ -271,7 +275,8 @@ def _train(argv, job):
         # only rank 0 evaluates (and loads the feature network)
         evaluator = _evaluator_for(config) if kvstore is None or kvstore.rank == 0 else None
         trainer = GANTrainer(config, kvstore=kvstore)
-        trainer.train(out_dir, resume=resume, evaluator=evaluator)
+        accept = build_parser().parse_args(argv).accept_changed_data
+        trainer.train(out_dir, resume=resume, evaluator=evaluator, accept_changed_data=accept)
     except (ConfigError, DatasetError, CheckpointError, MetricsError, RunFolderError) as err:
         return _fail("error: %s" % err, EXIT_USER_ERROR)
     except (TrainingError, RunFolderWriteError) as err:
