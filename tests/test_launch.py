@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -183,7 +184,74 @@ def test_a_crashed_worker_stops_the_job_quickly_with_its_code(tmp_path, capfd):
                                timeout=60, env=env, cwd=str(tmp_path))
     assert code == 3
     assert time.monotonic() - start < 30
-    assert "exited with code 3" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "exited with code 3" in err
+    # one line per process says how it ended
+    for name in ("scheduler", "server 0", "worker 0", "worker 1"):
+        assert len([line for line in err.splitlines()
+                    if line.startswith("[launch] %s: " % name)]) == 1, err
+    assert "[launch] worker 1: exited with code 3" in err
+    _assert_nothing_left(env[MARKER_KEY])
+
+
+SPIN = """
+import os
+import mxnet as mx
+
+kv = mx.kv.create("dist_sync")
+kv.init(7, mx.nd.zeros((3,)))
+open(os.path.join(os.environ["OUT"], "ready-%d" % kv.rank), "w").close()
+out = mx.nd.zeros((3,))
+while True:
+    kv.push(7, mx.nd.ones((3,)))
+    kv.pull(7, out=out)
+    out.wait_to_read()
+"""
+
+
+def _role_pids(marker, role):
+    wanted = ("DMLC_ROLE=%s" % role).encode()
+    pids = []
+    for pid in _left_running(marker):
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as handle:
+                if wanted in handle.read().split(b"\0"):
+                    pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+@needs_proc
+@pytest.mark.slow
+def test_a_dying_server_ends_the_job_at_once_with_one_line_per_process(tmp_path, capfd):
+    env = _marker_env(tmp_path)
+    script = _script(tmp_path, "spin.py", SPIN)
+    killed = {}
+
+    def kill_the_server():  # once both workers push and pull
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        pids = _role_pids(env[MARKER_KEY], "server")
+        if pids:
+            killed["at"] = time.monotonic()
+            os.kill(pids[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_server)
+    killer.start()
+    code = launcher.launch_local([sys.executable, script], num_workers=2, num_servers=1,
+                                 timeout=150, env=env, cwd=str(tmp_path))
+    ended = time.monotonic()
+    killer.join()
+    err = capfd.readouterr().err
+    assert "at" in killed and code == 128 + signal.SIGKILL, err
+    assert ended - killed["at"] < 10, err
+    assert "server 0 killed by SIGKILL; the job cannot go on without it" in err
+    for name in ("scheduler", "server 0", "worker 0", "worker 1"):
+        assert len([line for line in err.splitlines()
+                    if line.startswith("[launch] %s: " % name)]) == 1, err
     _assert_nothing_left(env[MARKER_KEY])
 
 

@@ -21,7 +21,7 @@ import sngan_gluon  # noqa: F401
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.config import TrainConfig
-from sngan_gluon.run_folder import RunFolder, RunFolderError, RunFolderWriteError
+from sngan_gluon.run_folder import MARKER_FILE, RunFolder, RunFolderError, RunFolderWriteError
 from sngan_gluon.signals import Interrupted
 from sngan_gluon.trainer import GANTrainer
 
@@ -484,8 +484,11 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_older_one_used(
     else:
         _other_architecture_discriminator(os.path.join(newest, "discriminator.params"))
         trainer = GANTrainer(_config(iterations=5), dataset=dataset)
+        ran = []
+        trainer.extend(lambda tr: ran.append(tr.iteration), every=1)
         trainer.train(finished_run, resume=finished_run)
-        used = trainer.last_checkpoint
+        assert ran == [3, 4, 5]
+        used = os.path.join(os.path.dirname(newest), "iter_%07d" % (ran[0] - 1))
         assert [it for it, _ in ckpt.list_checkpoints(os.path.dirname(newest))] == [2, 5]
     assert used.endswith("iter_0000002")
     err = capsys.readouterr().err
@@ -563,6 +566,7 @@ def test_an_unwritable_checkpoints_folder_is_found_before_the_first_iteration(
     out = tmp_path / "run"
     folder = out / "checkpoints"
     folder.mkdir(parents=True)
+    (out / MARKER_FILE).touch()  # a run folder of ours
     immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0 \
         if shutil.which("chattr") else False
     if not immutable:
