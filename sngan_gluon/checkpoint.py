@@ -165,9 +165,10 @@ def load_newest(path, load=None, warn=None, set_aside=True):
         Told of every damaged checkpoint skipped (default: a ``warning:`` line on
         stderr).
     set_aside : bool
-        Move each damaged checkpoint skipped into ``damaged-<time>/`` beside it, as
-        a resumed run moves newer ones into ``superseded-*/`` (False on the workers
-        of a distributed run other than rank 0, which share rank 0's folder).
+        Once an older checkpoint has loaded, move each damaged one skipped into
+        ``damaged-<time>/`` beside it, as a resumed run moves newer ones into
+        ``superseded-*/`` (False on the workers of a distributed run other than
+        rank 0, which share rank 0's folder). When none loads, nothing is moved.
     """
     warn = warn or (lambda message: print("warning: " + message, file=sys.stderr))
     load = load or read_state
@@ -183,17 +184,24 @@ def load_newest(path, load=None, warn=None, set_aside=True):
         raise CheckpointError("no checkpoint in %s (expected %s/checkpoints/iter_*/%s or "
                               "%s/iter_*/%s)" % (path, path.rstrip("/"), STATE_FILE,
                                                   path.rstrip("/"), STATE_FILE))
-    problems = []
+    damaged = []  # (folder, error), newest first
     for _, candidate in reversed(found):
         try:
             read_state(candidate)
-            return candidate, load(candidate)
+            loaded = load(candidate)
         except DamagedCheckpoint as err:
-            moved = _set_aside(candidate) if set_aside else None
-            problems.append(str(err))
-            warn("%s; %s; trying the next older checkpoint"
-                 % (err, "moved to %s" % moved if moved else "left in place"))
-    raise CheckpointError("no usable checkpoint in %s: %s" % (path, "; ".join(problems)))
+            damaged.append((candidate, err))
+            continue
+        # set aside only now that an older one serves: a run is never left without any
+        for folder, err in damaged:
+            moved = _set_aside(folder) if set_aside else None
+            warn("%s; %s; using %s instead" % (err, "moved to %s" % moved if moved
+                                                else "left in place", candidate))
+        return candidate, loaded
+    if len(damaged) == 1:
+        raise damaged[0][1]
+    raise CheckpointError("no usable checkpoint in %s: %s"
+                          % (path, "; ".join(str(err) for _, err in damaged)))
 
 
 def _set_aside(candidate):
