@@ -22,14 +22,14 @@ import numpy as np
 import sngan_gluon  # noqa: F401
 import mxnet as mx
 
-from sngan_gluon.feature_nets import InceptionExtractor, TFInceptionExtractor
+from sngan_gluon.feature_nets import GluonCVInceptionExtractor, TFInceptionExtractor
 from sngan_gluon.metrics import (FeatureStats, fid_from_stats, kernel_inception_distance,
                                  precision_recall_density_coverage)
 
 
 def time_networks(args):
     nets = {"tf-inception": TFInceptionExtractor(pretrained=False, batch_size=args.batch_size),
-            "gluoncv": InceptionExtractor(pretrained=False, batch_size=args.batch_size)}
+            "gluoncv": GluonCVInceptionExtractor(pretrained=False, batch_size=args.batch_size)}
     rng = np.random.RandomState(0)
     images = rng.randint(0, 256, size=(args.batch_size, args.image_size, args.image_size, 3))
     images = images.astype(np.uint8)

@@ -37,10 +37,11 @@ import sngan_gluon  # noqa: F401
 from mxnet import autograd, nd
 
 from sngan_gluon.config import TrainConfig
+from sngan_gluon.batches import BatchStream
 from sngan_gluon.data import get_dataset
 from sngan_gluon.run_folder import RunFolder
 from sngan_gluon.sigma_log import SigmaLog
-from sngan_gluon.trainer import BatchStream, GANTrainer
+from sngan_gluon.trainer import GANTrainer
 
 
 def parts_alone(trainer, n_dis, batch):

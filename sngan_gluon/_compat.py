@@ -83,6 +83,13 @@ def own_param_names(block):
     return block._reg_params
 
 
+def params_with_prefix(block):
+    """``block._collect_params_with_prefix()``: the dict structured name -> Parameter,
+    keyed as ``save_parameters`` writes them ('features.0.weight'); Gluon 1.x's
+    public ``collect_params`` keys by the prefixed name instead."""
+    return block._collect_params_with_prefix()
+
+
 def layer_kwargs(layer):
     """``layer._kwargs``: the operator arguments a Gluon layer (Conv, Embedding, BatchNorm)
     stored from its constructor, the only record of them in Gluon 1.x."""

@@ -14,7 +14,7 @@ A checkpoint is read only after it is validated whole: ``state.json``'s types
 and ranges, its file set, the data position against the iteration, the weight
 shapes and that each optimizer state fits its parameter. Given a run folder,
 :func:`load_newest` is the one place that picks a checkpoint for every tool
-(train --resume, generate, evaluate, inspect): it loads the newest checkpoint
+(train --resume, generate, evaluate, spectra_report): it loads the newest checkpoint
 with the tool's own loader, and one that is damaged (:class:`DamagedCheckpoint`:
 a file missing, truncated or from another network) is moved into
 ``damaged-*/`` beside it, with a warning, and the next older one is tried. A

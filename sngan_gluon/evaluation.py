@@ -21,7 +21,7 @@ from .metrics import (FID_PROTOCOLS, REFERENCE_SEED, FeatureStats, fid_from_stat
                       inception_score_of_logits, kernel_inception_distance,
                       precision_recall_density_coverage)
 
-__all__ = ["extract_features", "generated_batches", "dataset_batches",
+__all__ = ["extract_features", "quantized_rgb_batches", "dataset_batches",
            "cached_features", "real_features_cache_path", "protocol_sizes", "score_features",
            "evaluate_images", "dataset_features", "training_evaluator", "SCORE_SETTINGS"]
 
@@ -37,7 +37,7 @@ Naeem et al.; their cost grows with the square of the set size)."""
 DEFAULT_NUM_GENERATED = 50000
 """Images drawn from a checkpoint for the Inception Score (Salimans et al. used 50k)."""
 
-def generated_batches(float_batches):
+def quantized_rgb_batches(float_batches):
     """Generator output, float ``(n, C, H, W)`` in [-1, 1], as uint8 RGB ``(n, H, W, 3)``.
 
     Quantized as ``sngan-generate`` writes images (``round((x + 1) * 127.5)``), so
@@ -193,7 +193,6 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
     ``config.feature_net_params`` choose the network unless ``extractor`` is given;
     it is loaded at once (a MetricsError if its weights are missing).
     """
-    from .data import get_dataset
     from .sampling import generate_batches
     # Built now, not at the first evaluation: missing weights stop the run before training.
     net = feature_net or config.feature_net
@@ -201,16 +200,13 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
 
     def evaluator(trainer):
         if "real" not in state:
-            dataset = trainer.dataset if trainer.dataset is not None else get_dataset(
-                config.dataset, root=config.data_path, image_size=config.image_size,
-                channels=config.channels, train=True)
-            state["real"], _ = dataset_features(dataset, config.dataset, config.data_path,
-                                                "train", protocol_sizes(protocol)[0],
-                                                state["extractor"])
+            state["real"], _ = dataset_features(
+                trainer.dataset, config.dataset, config.data_path, "train",
+                protocol_sizes(protocol)[0], state["extractor"])
         fake = generate_batches(trainer.G_ema or trainer.G, config.eval_num, config.z_dim,
                                 np.random.RandomState(config.seed + 999),
                                 num_classes=trainer.num_classes, ctx=trainer.ctxs[0])
-        return evaluate_images(generated_batches(fake), state["real"], state["extractor"])
+        return evaluate_images(quantized_rgb_batches(fake), state["real"], state["extractor"])
 
     return evaluator
 
@@ -223,7 +219,7 @@ def _generated_source(checkpoint, images, num, seed, ema, ctx, batch_size):
         return files.batches(count, batch_size), count, {"images": images}, None
     from .sampling import LoadedGenerator
     gen = LoadedGenerator(checkpoint, ctx=ctx, use_ema=ema)
-    batches = generated_batches(gen.generate(num, seed=seed, batch_size=batch_size))
+    batches = quantized_rgb_batches(gen.generate(num, seed=seed, batch_size=batch_size))
     return batches, num, {"checkpoint": gen.path, "iteration": gen.iteration,
                           "ema": gen.ema}, gen
 

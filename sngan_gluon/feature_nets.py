@@ -8,7 +8,7 @@ class logits (the Inception Score applies the softmax).
 * ``tf-inception`` (:class:`TFInceptionExtractor`, the default) -- the 2015
   TensorFlow graph every published IS / FID used, with torch-fidelity's input
   path; its scores are comparable with the papers.
-* ``gluoncv`` (:class:`InceptionExtractor`) -- gluoncv's ImageNet Inception-v3
+* ``gluoncv`` (:class:`GluonCVInceptionExtractor`) -- gluoncv's ImageNet Inception-v3
   (1000 classes, other weights and resizing): comparable only among themselves.
 """
 import os
@@ -25,7 +25,7 @@ from ._compat import gluoncv_model_zoo, repo_file_url
 from .metrics import MetricsError
 
 __all__ = ["FEATURE_NETS", "get_feature_net", "check_images", "TFInceptionExtractor",
-           "InceptionExtractor"]
+           "GluonCVInceptionExtractor"]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -190,7 +190,7 @@ class _GluonCVHead(gluon.HybridBlock):
         return features, self.output(features)
 
 
-class InceptionExtractor(_Extractor):
+class GluonCVInceptionExtractor(_Extractor):
     """gluoncv's ImageNet Inception-v3 (1000 classes): scores comparable among themselves.
 
     Parameters
@@ -219,7 +219,7 @@ class InceptionExtractor(_Extractor):
                  root=None):
         zoo = gluoncv_model_zoo()
         model_store = zoo.model_store
-        super(InceptionExtractor, self).__init__(ctx, batch_size)
+        super(GluonCVInceptionExtractor, self).__init__(ctx, batch_size)
         net = zoo.get_model("inceptionv3", pretrained=False)
         if params_file is not None:
             self.name = self._load(net, params_file, ctx)
@@ -300,7 +300,7 @@ class InceptionExtractor(_Extractor):
                 param.set_data(nd.array(value.astype(np.float32), ctx=ctx))
 
 
-FEATURE_NETS = {"tf-inception": TFInceptionExtractor, "gluoncv": InceptionExtractor}
+FEATURE_NETS = {"tf-inception": TFInceptionExtractor, "gluoncv": GluonCVInceptionExtractor}
 """Feature networks by their ``--feature-net`` name; the first is the default."""
 
 

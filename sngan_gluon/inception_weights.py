@@ -19,6 +19,7 @@ import zipfile
 
 import numpy as np
 
+from ._compat import params_with_prefix
 from .data import download
 from .fileio import atomic_path, error_summary, file_digest
 from .metrics import MetricsError
@@ -218,7 +219,7 @@ def convert_state_dict(state, source="the state dict"):
     """
     from .tf_inception import TFInceptionV3
     expected = {key: param.shape
-                for key, param in TFInceptionV3()._collect_params_with_prefix().items()}
+                for key, param in params_with_prefix(TFInceptionV3()).items()}
     arrays = {}
     for key, value in state.items():
         if key.endswith(_IGNORED_SUFFIXES) or key in _IGNORED_KEYS:

@@ -28,7 +28,7 @@ from .fileio import atomic_path, error_summary
 
 __all__ = ["MetricsError", "inception_score", "inception_score_of_logits", "frechet_distance",
            "kernel_inception_distance", "precision_recall_density_coverage", "FeatureStats",
-           "fid_from_stats", "generator_batches", "FID_PROTOCOLS"]
+           "fid_from_stats", "FID_PROTOCOLS"]
 
 FID_PROTOCOLS = {
     "paper": dict(num_real=10000, num_fake=5000),
@@ -370,31 +370,3 @@ class FeatureStats(object):
 def fid_from_stats(stats_a, stats_b):
     """FID between two :class:`FeatureStats` (anything with ``mean`` and ``cov``)."""
     return frechet_distance(stats_a.mean, stats_a.cov, stats_b.mean, stats_b.cov)
-
-
-def generator_batches(sample_fn, num, batch_size):
-    """Yield ``num`` images from ``sample_fn`` in batches of at most ``batch_size``.
-
-    Parameters
-    ----------
-    sample_fn : callable
-        ``sample_fn(n) -> (n, C, H, W)`` images in [-1, 1] (NDArray or numpy).
-    num : int
-        Total number of images.
-    batch_size : int
-
-    Yields
-    ------
-    (n, C, H, W) batches, ``n = batch_size`` except perhaps the last.
-    """
-    if int(batch_size) < 1 or int(num) < 0:
-        raise ValueError("need num >= 0 and batch_size >= 1, got num=%r, batch_size=%r"
-                         % (num, batch_size))
-    done = 0
-    while done < num:
-        n = min(int(batch_size), num - done)
-        batch = sample_fn(n)
-        if batch.shape[0] != n:
-            raise ValueError("sample_fn(%d) returned %d images" % (n, batch.shape[0]))
-        yield batch
-        done += n

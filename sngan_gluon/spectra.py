@@ -10,7 +10,7 @@
   multiplies by (``W / sigma`` for SN layers, ``W`` for plain ones), as in the
   paper's figure of singular values (Miyato et al. 2018, section 4.1).
 * :func:`load_discriminator` and :func:`plot_spectra` serve
-  ``python -m sngan_gluon.inspect``.
+  ``python -m sngan_gluon.spectra_report``.
 
 Layers are named by their path in the network (``features.0``, ``head.linear``),
 the names ``save_parameters`` uses, so they match across runs and processes.

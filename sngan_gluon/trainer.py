@@ -31,13 +31,12 @@ from mxnet import nd
 from . import checkpoint as ckpt
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
-from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
-                         TrainingError)
+from .extensions import Evaluate, LogReport, SampleGrid, Snapshot, TrainingError
 from .fileio import error_summary, out_of_memory
 from .models import apply_init, get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
 from .nn import warm_up as warm_up_sigma
-from .run_folder import LOG_FIELDS, RunFolder
+from .run_folder import RunFolder
 from .sigma_log import SigmaLog
 from .signals import Interrupted, StopRequest
 from .tensorboard_log import TensorBoard, summary_writer_class
@@ -79,7 +78,7 @@ def build_networks(config, ctxs, image_size, channels, num_classes):
                           **kwargs)
     G.initialize(ctx=ctxs)
     D.initialize(ctx=ctxs)
-    _warm_up(G, D, ctxs, config.z_dim, num_classes)
+    _initialize_shapes(G, D, ctxs, config.z_dim, num_classes)
     for net in (G, D):
         apply_init(net, config.init)
         warm_up_sigma(net)  # u converged: the first step divides by the true sigma
@@ -89,11 +88,11 @@ def build_networks(config, ctxs, image_size, channels, num_classes):
         G_ema = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum,
                               **kwargs)
         G_ema.initialize(ctx=ctxs[0])
-        _warm_up(G_ema, None, ctxs[:1], config.z_dim, num_classes)
+        _initialize_shapes(G_ema, None, ctxs[:1], config.z_dim, num_classes)
     return G, D, G_ema
 
 
-def _warm_up(G, D, ctxs, z_dim, num_classes):
+def _initialize_shapes(G, D, ctxs, z_dim, num_classes):
     """One inference pass to finish deferred initialization on every context."""
     for ctx in ctxs:
         z = nd.zeros((2, z_dim), ctx=ctx)
@@ -230,10 +229,11 @@ class GANTrainer:
         changed since is refused unless ``accept_changed_data``. ``progress``:
         True for a tqdm bar (not with ``config.quiet``), False for none, or a
         callable ``(total, initial)`` making a tqdm-like bar.
-        ``evaluator(trainer) -> dict`` runs every ``config.eval_every`` iterations. A stop signal saves a checkpoint
-        and raises :class:`~sngan_gluon.signals.Interrupted` (a
+        ``evaluator(trainer) -> dict`` runs every ``config.eval_every`` iterations.
+        A stop signal saves a checkpoint and raises :class:`~sngan_gluon.signals.Interrupted` (a
         ``KeyboardInterrupt`` whose ``args[0]`` is the checkpoint's folder); a
-        NaN/Inf loss raises :class:`TrainingError`, the last good checkpoint kept.
+        NaN/Inf loss raises :class:`~sngan_gluon.extensions.TrainingError`, the last
+        good checkpoint kept.
         """
         entries = self._built_in_extensions(evaluator) + self._extensions
         entries = [e for e in entries if self.is_chief or not e.chief_only]
@@ -332,5 +332,5 @@ def config_from_checkpoint(path):
         raise ckpt.CheckpointError("checkpoint %s has an unreadable config: %s" % (path, err))
 
 
-__all__ = ["GANTrainer", "TrainingError", "BatchStream", "Extension", "Interrupted",
-           "get_contexts", "default_out_dir", "config_from_checkpoint", "LOG_FIELDS"]
+__all__ = ["GANTrainer", "build_networks", "get_contexts", "default_out_dir",
+           "config_from_checkpoint"]

@@ -25,7 +25,7 @@ FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--beta
          "--cpus", "--kvstore", "--sync-bn",
          "--num-workers", "--seed", "--out-dir", "--sample-every", "--checkpoint-every",
          "--log-every", "--resume", "--setting", "--channels", "--quiet", "--eval-every",
-         "--inception-params", "--feature-net", "--feature-net-params", "--tensorboard"]
+         "--feature-net", "--feature-net-params", "--tensorboard"]
 SMALL = ["--dataset", "synthetic", "--batch-size", "8", "--iterations", "4", "--log-every", "2",
          "--sample-every", "2", "--checkpoint-every", "2", "--quiet"]
 
@@ -277,15 +277,19 @@ def test_folder_dataset_trains_with_the_default_flags(tmp_path):
     assert TrainConfig.load(os.path.join(out, "config.json")).image_size == 32
 
 
-def test_feature_net_flags_and_the_inception_params_alias():
+def test_feature_net_flags():
     from sngan_gluon.cli.train import make_config
-    config, _, _ = make_config(SMALL + ["--inception-params", "w.params"])
+    config, _, _ = make_config(SMALL + ["--feature-net-params", "w.params"])
     assert (config.feature_net, config.feature_net_params) == ("tf-inception", "w.params")
     config, _, _ = make_config(SMALL + ["--feature-net", "gluoncv"])
     assert config.feature_net == "gluoncv"
 
 
-def test_a_config_saved_before_the_tf_inception_keeps_measuring_with_gluoncv():
+def test_a_config_saved_before_the_tf_inception_keeps_measuring_with_gluoncv(tmp_path):
     from sngan_gluon.config import TrainConfig
-    config = TrainConfig.from_dict({"inception_params": "old.params"})
+    # config.json of a run saved when the flag was --inception-params (gluoncv's network)
+    path = tmp_path / "config.json"
+    path.write_text('{"dataset": "synthetic", "inception_params": "old.params"}')
+    config = TrainConfig.load(str(path))
     assert (config.feature_net, config.feature_net_params) == ("gluoncv", "old.params")
+    assert config.dataset == "synthetic"

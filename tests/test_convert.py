@@ -1,6 +1,4 @@
 """Specification of spectral_norm(net), remove_spectral_norm(net) and warm_up(net)."""
-import warnings
-
 import numpy as np
 import pytest
 
@@ -15,6 +13,8 @@ from sngan_gluon.nn import (SNConv1D, SNConv2D, SNConv2DTranspose, SNConv3D, SND
                             SNEmbedding, remove_spectral_norm, spectral_norm, warm_up)
 from sngan_gluon.nn.convert import SN_TWINS, layer_config
 from sngan_gluon.nn.warmup import sn_layers
+
+import exported  # tests/exported.py
 
 
 def _zoo(name, **kwargs):
@@ -122,19 +122,19 @@ def test_a_hybridized_network_drops_its_cached_plain_graph():
     np.testing.assert_allclose(net(x).asnumpy(), converted, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(NETS))
-def test_export_and_symbolblock_imports_round_trip(name, tmp_path):
-    net = spectral_norm(_initialized(name))
-    net.hybridize()
+def test_converted_networks_export_and_run_in_a_process_without_sngan_gluon(tmp_path):
+    names = sorted(NETS)
     x = _x(2)
-    expected = net(x).asnumpy()
-    prefix = str(tmp_path / "net")
-    net.export(prefix)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loaded = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"],
-                                           prefix + "-0000.params")
-    np.testing.assert_allclose(loaded(x).asnumpy(), expected, rtol=1e-5, atol=1e-6)
+    expected = []
+    for i, name in enumerate(names):
+        net = spectral_norm(_initialized(name))
+        net.hybridize()
+        expected.append(net(x).asnumpy())
+        exported.export(net, tmp_path, i)
+    loaded = exported.run_elsewhere(tmp_path, [x.asnumpy()] * len(names))
+    for name, want, got in zip(names, expected, loaded):
+        np.testing.assert_allclose(got["first"], want, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert got["u_before"], name  # the SN vectors travelled with the weights
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
@@ -382,8 +382,12 @@ def test_warm_up_reaches_every_layer_of_a_network():
     net.initialize()
     net(_x(), nd.array([0, 2]))
     warm_up(net)
-    for layer in sn_layers(net):
-        true = _svd_sigma(layer.weight.data(), layer._sn_out_axis)
+    # the projection D of the standard CNN (table 3): seven convolutions, the dense
+    # layer and the class embedding, in definition order
+    layers = sn_layers(net)
+    assert [type(layer) for layer in layers] == [SNConv2D] * 7 + [SNDense, SNEmbedding]
+    for layer in layers:
+        true = _svd_sigma(layer.weight.data(), 0)  # every one maps along axis 0
         assert abs(layer.sigma() - true) / true < 0.01, layer.name
 
 

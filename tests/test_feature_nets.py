@@ -8,7 +8,7 @@ import sngan_gluon  # noqa: F401  (makes mxnet importable)
 import mxnet as mx
 from sngan_gluon import feature_nets
 from sngan_gluon.data import download
-from sngan_gluon.feature_nets import InceptionExtractor, check_images, get_feature_net
+from sngan_gluon.feature_nets import GluonCVInceptionExtractor, check_images, get_feature_net
 from sngan_gluon.metrics import MetricsError
 
 
@@ -32,7 +32,7 @@ def test_unknown_feature_net_lists_the_choices():
 
 @pytest.fixture(scope="module")
 def random_inception():
-    return InceptionExtractor(pretrained=False, batch_size=3)
+    return GluonCVInceptionExtractor(pretrained=False, batch_size=3)
 
 
 def test_gluoncv_features_and_logits_of_uint8_images(random_inception):
@@ -49,19 +49,19 @@ def test_gluoncv_features_and_logits_of_uint8_images(random_inception):
 def test_gluoncv_params_file_loads_the_same_weights(random_inception, tmp_path):
     path = str(tmp_path / "inception.params")
     net = feature_nets.gluoncv_model_zoo().get_model("inceptionv3", pretrained=False)
-    InceptionExtractor._init_random(net, mx.cpu())
+    GluonCVInceptionExtractor._init_random(net, mx.cpu())
     net.save_parameters(path)
-    loaded = InceptionExtractor(params_file=path)
+    loaded = GluonCVInceptionExtractor(params_file=path)
     assert loaded.name.startswith("inceptionv3-") and loaded.name != "inceptionv3-random"
     x = np.random.RandomState(13).randint(0, 256, size=(1, 16, 16, 3)).astype(np.uint8)
     np.testing.assert_allclose(loaded.extract(x)[0], random_inception.extract(x)[0],
                                rtol=1e-4, atol=1e-4)
     with pytest.raises(MetricsError, match="not found"):
-        InceptionExtractor(params_file=str(tmp_path / "missing.params"))
+        GluonCVInceptionExtractor(params_file=str(tmp_path / "missing.params"))
     garbage = tmp_path / "garbage.params"
     garbage.write_bytes(b"not mxnet parameters")
     with pytest.raises(MetricsError, match="Invalid NDArray file format") as info:
-        InceptionExtractor(params_file=str(garbage))
+        GluonCVInceptionExtractor(params_file=str(garbage))
     assert "\n" not in str(info.value)
 
 
@@ -78,7 +78,7 @@ def test_gluoncv_weights_offline_raise_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.delenv("MXNET_GLUON_REPO", raising=False)
     monkeypatch.setattr(download, "fetch", no_network)
     with pytest.raises(MetricsError) as info:
-        InceptionExtractor(pretrained=True)
+        GluonCVInceptionExtractor(pretrained=True)
     message = str(info.value)
     assert "\n" not in message
     assert "inceptionv3-%s.params" % model_store.short_hash("inceptionv3") in message

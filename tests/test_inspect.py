@@ -1,5 +1,5 @@
 """Specification of the layer sigmas and spectra (sngan_gluon.spectra) and of
-``python -m sngan_gluon.inspect``."""
+``python -m sngan_gluon.spectra_report``."""
 import os
 import subprocess
 import sys
@@ -11,7 +11,7 @@ import sngan_gluon  # noqa: F401  (makes mxnet importable on every Python)
 import mxnet as mx
 from mxnet import autograd, nd
 
-from sngan_gluon.cli import inspect as inspect_cli
+from sngan_gluon.cli import spectra_report as spectra_cli
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset
 from sngan_gluon.fileio import file_digest
@@ -136,7 +136,7 @@ def test_load_discriminator_restores_the_saved_weights(runs):
 
 def test_inspect_prints_each_layer_and_plots_both_runs(runs, tmp_path, capsys):
     out = str(tmp_path / "spectra.png")
-    assert inspect_cli.main(["--checkpoint", runs["sn"], "--compare", runs["no_sn"],
+    assert spectra_cli.main(["--checkpoint", runs["sn"], "--compare", runs["no_sn"],
                              "--out", out]) == 0
     printed = capsys.readouterr().out
     assert "sn (SN, iteration 2)" in printed and "no_sn (no SN, iteration 2)" in printed
@@ -147,7 +147,7 @@ def test_inspect_prints_each_layer_and_plots_both_runs(runs, tmp_path, capsys):
 
 
 def test_inspect_of_a_missing_checkpoint_says_so_in_one_line(tmp_path, capsys):
-    code = inspect_cli.main(["--checkpoint", str(tmp_path / "nowhere"),
+    code = spectra_cli.main(["--checkpoint", str(tmp_path / "nowhere"),
                              "--out", str(tmp_path / "s.png")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err
@@ -163,19 +163,19 @@ def test_inspect_of_a_corrupt_checkpoint_says_so_and_changes_nothing(runs, tmp_p
     with open(params, "wb") as f:
         f.write(b"not mxnet parameters")
     digests = {name: file_digest(os.path.join(ckpt, name)) for name in os.listdir(ckpt)}
-    assert inspect_cli.main(["--checkpoint", run, "--out", str(tmp_path / "s.png")]) == 2
+    assert spectra_cli.main(["--checkpoint", run, "--out", str(tmp_path / "s.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot load") and err.count("\n") == 1
     assert digests == {name: file_digest(os.path.join(ckpt, name)) for name in os.listdir(ckpt)}
     with open(os.path.join(ckpt, "state.json"), "w") as f:
         f.write("{truncated")
-    assert inspect_cli.main(["--checkpoint", ckpt, "--out", str(tmp_path / "s.png")]) == 2
+    assert spectra_cli.main(["--checkpoint", ckpt, "--out", str(tmp_path / "s.png")]) == 2
     assert "cannot read state.json" in capsys.readouterr().err
 
 
-def test_inspect_runs_as_a_module(tmp_path):
+def test_spectra_report_runs_as_a_module(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "sngan_gluon.inspect", "--checkpoint",
+    result = subprocess.run([sys.executable, "-m", "sngan_gluon.spectra_report", "--checkpoint",
                              str(tmp_path / "nowhere")], cwd=str(tmp_path), env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "does not exist" in result.stderr

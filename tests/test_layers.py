@@ -10,6 +10,8 @@ from mxnet.gluon import nn
 from sngan_gluon.nn import (SNConv1D, SNConv2D, SNConv2DTranspose, SNConv3D, SNDense,
                             SNEmbedding)
 
+import exported  # tests/exported.py
+
 
 def _labels(shape, high):
     return nd.array(np.random.RandomState(1).randint(0, high, size=shape))
@@ -361,24 +363,20 @@ def test_replicas_on_two_contexts_keep_identical_u():
     assert not np.allclose(net[0].u.data(ctxs[0]).asnumpy(), 0)
 
 
-def test_export_and_symbolblock_import(tmp_path):
+def test_an_exported_network_runs_in_a_process_without_sngan_gluon(tmp_path):
     mx.random.seed(0)
     x = nd.random.normal(shape=(2, 3, 8, 8))
     net = _small_discriminator(True)
     _train_forward(net, x, steps=3)
     expected = net(x).asnumpy()
-    prefix = str(tmp_path / "disc")
-    net.export(prefix, epoch=0)
-    # A fresh process needs no `import sngan_gluon`: only built-in operators are used.
-    imported = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"],
-                                         prefix + "-0000.params")
-    np.testing.assert_allclose(imported(x).asnumpy(), expected, rtol=1e-6, atol=1e-6)
-    u_names = [n for n in imported.collect_params() if n.endswith("_u")]
-    assert len(u_names) == 3
-    before = {n: imported.collect_params()[n].data().asnumpy().copy() for n in u_names}
-    imported(x)
-    for n in u_names:
-        np.testing.assert_array_equal(imported.collect_params()[n].data().asnumpy(), before[n])
+    exported.export(net, tmp_path, 0)
+    # only built-in operators: the other process cannot import sngan_gluon
+    (loaded,) = exported.run_elsewhere(tmp_path, [x.asnumpy()])
+    np.testing.assert_allclose(loaded["first"], expected, rtol=1e-6, atol=1e-6)
+    assert len(loaded["u_before"]) == 3  # one u per SN layer
+    for before, after in zip(loaded["u_before"], loaded["u_after"]):
+        np.testing.assert_array_equal(after, before)  # inference leaves u alone
+    np.testing.assert_array_equal(loaded["second"], loaded["first"])
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

@@ -349,34 +349,45 @@ def test_generator_momentum_reaches_every_batchnorm(arch, size, classes):
         get_generator(arch, size, momentum=1.0)
 
 
+# Weight layers (convolution, dense, embedding) of each (G, D), counted from the models'
+# definitions: dcgan: G a dense, three 4x4 up-convolutions and the 3x3 output, D seven
+# convolutions, the dense head and the class embedding; resnet 32: G a dense, three blocks
+# of two 3x3 convolutions and a 1x1 shortcut, the output, D an optimized and a downsampling
+# block of two convolutions and a shortcut, two blocks of two, dense and embedding;
+# dcgan64: five (transposed) convolutions in each.
+WEIGHT_LAYERS = {"dcgan": (5, 9), "resnet": (11, 12), "dcgan64": (5, 5)}
+
+
 @pytest.mark.parametrize("arch, size, classes", [("dcgan", 32, K), ("resnet", 32, K),
                                                  ("dcgan64", 64, 0)])
 def test_pytorch_init_redraws_every_weight_within_its_fan_in_bound(arch, size, classes):
     from sngan_gluon.models import apply_init
-    from sngan_gluon.models.initialization import fan_in
-    from sngan_gluon.spectra import weight_layers
     g, d = _build(arch, size, classes)
     arch_weights = {n: p.data().asnumpy() for n, p in d.collect_params().items()}
     mx.random.seed(0)
     for net in (g, d):
         apply_init(net, "pytorch")
-    for net in (g, d):
-        for layer in weight_layers(net).values():
-            if isinstance(layer, nn.Embedding):
+    for net, count in zip((g, d), WEIGHT_LAYERS[arch]):
+        params = net.collect_params()
+        names = list(params.keys())
+        weights = [n for n in names if n.endswith("_weight")]
+        assert len(weights) == count
+        for name in weights:
+            if "embedding" in name:
                 continue  # N(0, 1), checked below
-            bound = 1 / math.sqrt(fan_in(layer.weight.shape))
-            for param in (layer.weight, layer.bias):
-                if param is None:
-                    continue
-                values = param.data().asnumpy()
-                assert np.abs(values).max() <= bound * (1 + 1e-6), param.name
+            # PyTorch's fan-in: dimension 1 times the kernel (Conv2DTranspose's included)
+            bound = 1 / math.sqrt(np.prod(params[name].shape[1:]))
+            bias = name[:-len("weight")] + "bias"
+            for key in [name] + ([bias] if bias in names else []):
+                values = params[key].data().asnumpy()
+                assert np.abs(values).max() <= bound * (1 + 1e-6), key
                 if values.size >= 1000:  # U(-b, b): max near b, std b / sqrt(3)
-                    assert np.abs(values).max() > 0.99 * bound, param.name
-                    assert abs(values.std() * math.sqrt(3) / bound - 1) < 0.1, param.name
+                    assert np.abs(values).max() > 0.99 * bound, key
+                    assert abs(values.std() * math.sqrt(3) / bound - 1) < 0.1, key
     changed = [n for n, p in d.collect_params().items()
                if n.endswith("weight") and not np.array_equal(p.data().asnumpy(),
                                                               arch_weights[n])]
-    assert len(changed) == len(weight_layers(d))  # every layer, the embedding included
+    assert len(changed) == WEIGHT_LAYERS[arch][1]  # every layer, the embedding included
     if classes:
         embed = [p for n, p in d.collect_params().items() if "embedding" in n][0]
         assert abs(embed.data().asnumpy().std() - 1) < 0.1  # N(0, 1), as nn.Embedding

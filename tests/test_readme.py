@@ -20,7 +20,7 @@ README = os.path.join(ROOT, "README.md")
 TEST_COMMAND = ('python3 -m venv .venv && . .venv/bin/activate && pip install ".[test]" '
                 '&& python -m pytest -q')
 OFFLINE_DATASETS = ("digits", "folder", "synthetic")
-NEEDS_NETWORK_OR_GPU = ("--use-gpu", "--gpus", "--sync-bn", "--kvstore", "--inception-params")
+NEEDS_NETWORK_OR_GPU = ("--use-gpu", "--gpus", "--sync-bn", "--kvstore", "--feature-net-params")
 # Flags whose value is shrunk for the test, and flags that do not change what is computed
 # (so two README lines that differ only in them are run once).
 SHRUNK = {"--iterations": "2", "--sample-every": "1", "--log-every": "1",

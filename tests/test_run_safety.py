@@ -465,15 +465,16 @@ def _damaged_aside(run):
     return os.listdir(os.path.join(run, "checkpoints", aside[0]))
 
 
-@pytest.mark.parametrize("tool", ["train", "generate", "inspect"])
+@pytest.mark.parametrize("tool", ["train", "generate", "spectra_report"])
 def test_a_damaged_newest_checkpoint_is_set_aside_and_the_older_one_used(
         dataset, finished_run, capsys, tool):
-    """A truncated generator.params (train, generate) or a discriminator.params of another
-    architecture (train, inspect): the tool warns, moves it to damaged-*, uses iter_0000002."""
+    """A truncated generator.params (generate) or a discriminator.params of another
+    architecture (train, spectra_report): the tool warns, moves the newest checkpoint to
+    damaged-* and uses iter_0000002."""
     from sngan_gluon.sampling import LoadedGenerator
     from sngan_gluon.spectra import load_discriminator
     newest = os.path.join(finished_run, "checkpoints", "iter_0000004")
-    if tool == "inspect":
+    if tool == "spectra_report":
         _other_architecture_discriminator(os.path.join(newest, "discriminator.params"))
         used = load_discriminator(finished_run)[1]["path"]
     elif tool == "generate":

@@ -11,9 +11,11 @@ import mxnet as mx
 from mxnet import nd
 
 from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.batches import BatchStream
 from sngan_gluon.config import ConfigError, TrainConfig
+from sngan_gluon.extensions import TrainingError
 from sngan_gluon.terms import LeCam, Term
-from sngan_gluon.trainer import BatchStream, GANTrainer, TrainingError
+from sngan_gluon.trainer import GANTrainer
 
 
 def _config(**kwargs):
@@ -201,7 +203,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(dataset, tmp_path):
             f.write("partial")
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         ckpt.write_checkpoint(ckpt_dir, 3, {"generator.params": broken}, {"iteration": 3})
     assert ckpt.list_checkpoints(ckpt_dir) == before
     assert sorted(os.listdir(ckpt_dir)) == ["iter_0000003"]  # no temporary left behind

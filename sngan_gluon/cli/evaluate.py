@@ -37,8 +37,7 @@ def build_parser():
                         help="generated images for the Inception Score (default: 50000 from a "
                              "checkpoint, all of --images); FID, KID and precision/recall use "
                              "the protocol's count of them")
-    parser.add_argument("--protocol", "--fid-protocol", dest="protocol",
-                        choices=tuple(FID_PROTOCOLS), default="paper",
+    parser.add_argument("--protocol", choices=tuple(FID_PROTOCOLS), default="paper",
                         help="paper: 5k generated against 10k real (Miyato et al. 2018); "
                              "50k: 50k against 50k (default: paper)")
     parser.add_argument("--feature-net", choices=tuple(FEATURE_NETS), default="tf-inception",

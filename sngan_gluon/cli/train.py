@@ -160,8 +160,7 @@ def build_parser(suppress_defaults=False):
     out.add_argument("--feature-net", choices=tuple(FEATURE_NETS), default=d(_D.feature_net),
                      help="network of --eval-every's scores: tf-inception (TensorFlow's 2015 "
                           "Inception, as the papers) or gluoncv (gluoncv's Inception-v3)")
-    out.add_argument("--feature-net-params", "--inception-params", dest="feature_net_params",
-                     default=d(None),
+    out.add_argument("--feature-net-params", default=d(None),
                      help="local weights file of the feature network (offline)")
     out.add_argument("--resume", default=d(None),
                      help="continue a run: its folder or one of its checkpoint folders")
@@ -259,9 +258,10 @@ def _train(argv, job):
     from ..checkpoint import CheckpointError
     from ..config import ConfigError
     from ..data import DatasetError
+    from ..extensions import TrainingError
     from ..metrics import MetricsError
     from ..run_folder import RunFolderError, RunFolderWriteError, folder_problem
-    from ..trainer import GANTrainer, TrainingError, default_out_dir
+    from ..trainer import GANTrainer, default_out_dir
     try:
         config, resume, out_dir = make_config(argv)
         out_dir = out_dir or default_out_dir(config)

@@ -15,7 +15,7 @@ training mode (``autograd.record()``), never outside it, saved by
 from mxnet.gluon import nn
 from mxnet.ndarray import NDArray
 
-from .._compat import layer_kwargs
+from .._compat import dense_shape_args, layer_kwargs
 from .spectral_norm import SpectralNormMixin, scale_last_axis
 
 __all__ = ["SNConv1D", "SNConv2D", "SNConv3D", "SNConv2DTranspose", "SNDense", "SNEmbedding"]
@@ -203,8 +203,9 @@ class SNDense(SpectralNormMixin, nn.Dense):
 
     def hybrid_forward(self, F, x, weight, u, bias=None):
         inv_sigma = self._inv_sigma(F, weight, u, True)
-        out = F.FullyConnected(x, weight, no_bias=True, num_hidden=self._units,
-                               flatten=self._flatten)
+        shape = dense_shape_args(self)
+        out = F.FullyConnected(x, weight, no_bias=True, num_hidden=shape["units"],
+                               flatten=shape["flatten"])
         out = scale_last_axis(F, out, inv_sigma)
         if bias is not None:
             out = F.broadcast_add(out, bias)

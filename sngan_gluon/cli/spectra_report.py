@@ -1,4 +1,5 @@
-"""``python -m sngan_gluon.inspect``: a discriminator's layer sigmas and singular value spectra.
+"""``python -m sngan_gluon.spectra_report``: a discriminator's layer sigmas and singular
+value spectra.
 
 Prints, for each layer of a checkpoint's discriminator, its sigma estimate (an
 SN layer's: the sigma its next forward divides by; a plain layer's: power
@@ -15,7 +16,7 @@ from . import EXIT_USER_ERROR, OneLineParser
 
 
 def build_parser():
-    parser = OneLineParser(prog="python -m sngan_gluon.inspect",
+    parser = OneLineParser(prog="python -m sngan_gluon.spectra_report",
                            description="Print a discriminator's layer sigmas and plot the "
                                        "singular value spectrum of each layer.")
     parser.add_argument("--checkpoint", required=True,
