@@ -6,7 +6,7 @@ step of ``GANTrainer``, both optimizer steps) are timed, and the real images
 consumed per second are printed for:
 
 * 1 and 2 CPU contexts in one process (``--cpus``, the ``device`` kvstore), and
-* 1 and 2 ``dist_sync`` workers on 127.0.0.1 (``sngan_gluon.launch.launch_local``,
+* 1 and 2 ``dist_sync`` workers on 127.0.0.1 (``sngan_gluon.launcher.launch_local``,
   one server), one CPU context and ``64 / workers`` images per step each; rank
   0's time is the job's, since every step waits for all workers. The job's
   start-up (processes, kvstore, networks) is not in the figure.
@@ -33,7 +33,7 @@ import sngan_gluon  # noqa: F401
 from mxnet import nd
 
 from sngan_gluon.config import TrainConfig
-from sngan_gluon.launch import launch_local
+from sngan_gluon.launcher import launch_local
 from sngan_gluon.trainer import GANTrainer
 
 BATCH = 64

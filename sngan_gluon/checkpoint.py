@@ -13,8 +13,13 @@ temporary folders of processes that are gone.
 A checkpoint is read only after it is validated whole: ``state.json``'s types
 and ranges, its file set, the data position against the iteration, the weight
 shapes and that each optimizer state fits its parameter. Given a run folder,
-:func:`resolve_checkpoint` takes the newest checkpoint that passes, and names
-what was wrong with any newer one it skips.
+:func:`load_newest` is the one place that picks a checkpoint for every tool
+(train --resume, generate, evaluate, spectra_report): it loads the newest checkpoint
+with the tool's own loader, and one that is damaged (:class:`DamagedCheckpoint`:
+a file missing, truncated or from another network) is moved into
+``damaged-*/`` beside it, with a warning, and the next older one is tried. A
+checkpoint that is sound but does not fit (another dataset) stops the search:
+every older one would not fit either.
 """
 import json
 import math
@@ -23,6 +28,7 @@ import pickle
 import re
 import shutil
 import sys
+import time
 
 import mxnet as mx
 
@@ -39,6 +45,12 @@ OPTIMIZER_FILES = {"g_trainer.states": ("g_trainer", "G"),
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be found, read or trusted; the message says which and why."""
+
+
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint's own files are broken (missing, truncated, from another network):
+    an older checkpoint may still be sound, where one that does not fit this run's
+    data would not be."""
 
 
 def checkpoint_name(iteration):
@@ -132,33 +144,76 @@ def resolve_checkpoint(path, warn=None):
 
     ``path`` is a checkpoint folder; a folder of checkpoints (a run's
     ``checkpoints/`` or ``best/``), or a run folder (its ``checkpoints/``),
-    whose newest valid checkpoint is taken. Each newer one skipped is reported
-    through ``warn(message)`` (default: a ``warning:`` line on stderr).
+    whose newest valid checkpoint is taken, as :func:`load_newest` does.
+    """
+    return load_newest(path, None, warn)[0]
+
+
+def load_newest(path, load=None, warn=None, set_aside=True):
+    """``(checkpoint folder, load(folder))`` of the newest checkpoint ``path`` names that loads.
+
+    Parameters
+    ----------
+    path : str
+        A checkpoint folder (used as it is: its damage is an error), a folder of
+        checkpoints or a run folder (the newest checkpoint that loads is used).
+    load : callable(folder) -> object, optional
+        The tool's loader; it raises :class:`DamagedCheckpoint` for a broken
+        checkpoint, :class:`CheckpointError` for one that does not fit. Default:
+        :func:`read_state` only.
+    warn : callable(message), optional
+        Told of every damaged checkpoint skipped (default: a ``warning:`` line on
+        stderr).
+    set_aside : bool
+        Once an older checkpoint has loaded, move each damaged one skipped into
+        ``damaged-<time>/`` beside it, as a resumed run moves newer ones into
+        ``superseded-*/`` (False on the workers of a distributed run other than
+        rank 0, which share rank 0's folder). When none loads, nothing is moved.
     """
     warn = warn or (lambda message: print("warning: " + message, file=sys.stderr))
+    load = load or read_state
     if not os.path.exists(path):
         raise CheckpointError("checkpoint or run folder %s does not exist" % path)
     if _NAME.match(os.path.basename(os.path.normpath(path))) or \
             os.path.isfile(os.path.join(path, STATE_FILE)):
         read_state(path)
-        return path
+        return path, load(path)
     found = (list_checkpoints(os.path.join(path, "checkpoints"), complete=False)
              or list_checkpoints(path, complete=False))
     if not found:
         raise CheckpointError("no checkpoint in %s (expected %s/checkpoints/iter_*/%s or "
                               "%s/iter_*/%s)" % (path, path.rstrip("/"), STATE_FILE,
                                                   path.rstrip("/"), STATE_FILE))
-    problems = []
+    damaged = []  # (folder, error), newest first
     for _, candidate in reversed(found):
         try:
             read_state(candidate)
-        except CheckpointError as err:
-            problems.append(str(err))
+            loaded = load(candidate)
+        except DamagedCheckpoint as err:
+            damaged.append((candidate, err))
             continue
-        for problem in problems:
-            warn("%s; resuming from %s instead" % (problem, candidate))
-        return candidate
-    raise CheckpointError("no usable checkpoint in %s: %s" % (path, "; ".join(problems)))
+        # set aside only now that an older one serves: a run is never left without any
+        for folder, err in damaged:
+            moved = _set_aside(folder) if set_aside else None
+            warn("%s; %s; using %s instead" % (err, "moved to %s" % moved if moved
+                                                else "left in place", candidate))
+        return candidate, loaded
+    if len(damaged) == 1:
+        raise damaged[0][1]
+    raise CheckpointError("no usable checkpoint in %s: %s"
+                          % (path, "; ".join(str(err) for _, err in damaged)))
+
+
+def _set_aside(candidate):
+    """Move a damaged checkpoint into ``damaged-<time>/`` beside it; its new path, or None."""
+    dest = os.path.join(os.path.dirname(candidate), "damaged-%s" % time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        os.makedirs(dest, exist_ok=True)
+        moved = os.path.join(dest, os.path.basename(candidate))
+        os.replace(candidate, moved)
+    except OSError:  # a read-only run: skipped all the same, only not moved
+        return None
+    return moved
 
 
 def read_state(ckpt_path):
@@ -167,13 +222,18 @@ def read_state(ckpt_path):
         with open(os.path.join(ckpt_path, STATE_FILE)) as f:
             state = json.load(f)
     except FileNotFoundError:
-        raise CheckpointError("checkpoint %s is damaged: %s is missing" % (ckpt_path, STATE_FILE))
+        raise DamagedCheckpoint("checkpoint %s is damaged: %s is missing"
+                                % (ckpt_path, STATE_FILE))
     except (OSError, ValueError) as err:
-        raise CheckpointError("checkpoint %s is damaged: cannot read %s (%s)"
-                              % (ckpt_path, STATE_FILE, err))
+        raise DamagedCheckpoint("checkpoint %s is damaged: cannot read %s (%s)"
+                                % (ckpt_path, STATE_FILE, err))
     problem = _state_problem(state, ckpt_path)
     if problem:
-        raise CheckpointError("checkpoint %s is damaged: %s %s" % (ckpt_path, STATE_FILE, problem))
+        # a config this version cannot use may come from another version, not damage
+        kind = CheckpointError if problem.startswith("has an unusable config") \
+            else DamagedCheckpoint
+        raise kind("checkpoint %s is damaged: %s %s"
+                                % (ckpt_path, STATE_FILE, problem))
     return state
 
 
@@ -271,6 +331,9 @@ def trainer_state(trainer):
         "image_size": trainer.image_size,
         "channels": trainer.channels,
     }
+    identity = getattr(trainer.dataset, "identity", None)
+    if identity is not None:
+        state["dataset"] = identity
     for term in updater.terms:
         if term.state_key:
             state[term.state_key] = term.state()
@@ -299,12 +362,16 @@ def save(trainer, ckpt_dir, keep):
     return write_checkpoint(ckpt_dir, state["iteration"], writers, state, keep=keep)
 
 
-def load(trainer, path):
+def load(trainer, path, accept_changed_data=False):
     """Validate the checkpoint at ``path`` against ``trainer`` and restore it; returns its state.
 
     Restores the weights, every ``u``, the optimizer moments, the data position
     and the noise generator. Raises :class:`CheckpointError` naming what does
-    not fit; nothing outside ``trainer`` is touched.
+    not fit, :class:`DamagedCheckpoint` for broken files; nothing outside
+    ``trainer`` is touched. A dataset that differs from the one the checkpoint
+    records (its images, their count) is refused unless ``accept_changed_data``:
+    then the run goes on, with a warning, from the data position its iteration
+    implies (no longer bit for bit).
     """
     state = read_state(path)
     updater = trainer.updater
@@ -312,12 +379,27 @@ def load(trainer, path):
         if state[key] != getattr(trainer, key):
             raise CheckpointError("checkpoint %s was trained with %s=%s, this model has %s"
                                   % (path, key, state[key], getattr(trainer, key)))
+    recorded, current = state.get("dataset"), getattr(trainer.dataset, "identity", None)
+    changed = trainer.is_chief and None not in (recorded, current) and recorded != current
+    if changed and not accept_changed_data:
+        raise CheckpointError("the dataset changed since checkpoint %s: it was trained on %s, "
+                              "this run reads %s; restore the data, or pass "
+                              "--accept-changed-data to go on with it"
+                              % (path, describe_data(recorded), describe_data(current)))
+    if changed:
+        print("warning: the dataset changed since checkpoint %s (%s then, %s now); going on "
+              "with it, no longer bit for bit" % (path, describe_data(recorded),
+                                                    describe_data(current)), file=sys.stderr)
     position = state["epoch"] * updater.stream.batches_per_epoch + state["batch"]
-    if trainer.is_chief and position != state["iteration"] * trainer.config.n_dis:
-        raise CheckpointError("checkpoint %s is damaged: its data position (epoch %d, batch %d)"
-                              " is not where iteration %d ends" % (path, state["epoch"],
-                                                                  state["batch"],
-                                                                  state["iteration"]))
+    if trainer.is_chief and not changed and position != state["iteration"] * trainer.config.n_dis:
+        where = ("checkpoint %s: its data position (epoch %d, batch %d) is not where iteration "
+                 "%d ends with this dataset's %d batches an epoch"
+                 % (path, state["epoch"], state["batch"], state["iteration"],
+                    updater.stream.batches_per_epoch))
+        if recorded is None:  # written before checkpoints recorded their data
+            raise CheckpointError(where + ": the checkpoint is damaged, or the dataset changed "
+                                  "since it was written")
+        raise DamagedCheckpoint(where.replace(": its", " is damaged: its", 1))
     for name, (attr, net) in OPTIMIZER_FILES.items():
         _check_optimizer_states(os.path.join(path, name), getattr(trainer, net), path)
     try:
@@ -328,10 +410,10 @@ def load(trainer, path):
         for name, (attr, _) in OPTIMIZER_FILES.items():
             getattr(updater, attr).load_states(os.path.join(path, name))
     except (mx.base.MXNetError, OSError, ValueError, AssertionError, KeyError,
-            EOFError) as err:
-        raise CheckpointError("checkpoint %s is damaged or does not match this model: %s"
-                              % (path, error_summary(err)))
-    _restore_position(trainer, state)
+            EOFError) as err:  # the networks are built from the checkpoint's own config
+        raise DamagedCheckpoint("checkpoint %s is damaged or does not match this model: %s"
+                                % (path, error_summary(err)))
+    _restore_position(trainer, state, exact=not changed)
     for term in updater.terms:
         if term.state_key:
             term.load_state(state.get(term.state_key))
@@ -340,12 +422,17 @@ def load(trainer, path):
     return state
 
 
-def _restore_position(trainer, state):
+def _restore_position(trainer, state, exact=True):
+    """Seek the data stream and restore the noise generator; ``exact=False`` (another
+    dataset): the position that the iteration implies, as on the other workers."""
     import numpy as np
     updater, config = trainer.updater, trainer.config
     updater.iteration = state["iteration"]
     epoch, batch = state["epoch"], state["batch"]
     updater.noise_rng = rng_from_json(state["noise_rng"])
+    if not exact:
+        epoch, batch = divmod(updater.iteration * config.n_dis,
+                              updater.stream.batches_per_epoch)
     if not trainer.is_chief:
         # The checkpoint holds rank 0's data position and noise generator. Another
         # rank's position follows from the iteration (every iteration reads n_dis
@@ -358,26 +445,35 @@ def _restore_position(trainer, state):
     updater.seek(epoch, batch)
 
 
+def describe_data(identity):
+    """``'198 images of folder, pixels 0f3a9c2e1b7d'`` (``part 1 of 2`` on a shard)."""
+    part = identity.get("part") or [0, 1]
+    return "%s images of %s%s, pixels %s" % (
+        identity.get("count"), identity.get("dataset"),
+        " (part %d of %d)" % (part[0] + 1, part[1]) if part[1] > 1 else "",
+        str(identity.get("digest"))[:12])
+
+
 def _check_optimizer_states(file, net, path):
     """Each optimizer state in ``file`` has its parameter's shape (a swapped file does not)."""
     try:
         with open(file, "rb") as f:
             states = pickle.load(f)
     except Exception as err:  # unpickling a damaged file raises anything
-        raise CheckpointError("checkpoint %s is damaged: %s cannot be read (%s: %s)"
+        raise DamagedCheckpoint("checkpoint %s is damaged: %s cannot be read (%s: %s)"
                               % (path, os.path.basename(file), type(err).__name__, err))
     if isinstance(states, tuple):  # (states, optimizer) when the optimizer was saved too
         states = states[0]
     params = net.collect_params()
     params = [params[name] for name in sorted(params.keys())]  # gluon.Trainer's order
     if not isinstance(states, dict):
-        raise CheckpointError("checkpoint %s is damaged: %s holds no optimizer states"
+        raise DamagedCheckpoint("checkpoint %s is damaged: %s holds no optimizer states"
                               % (path, os.path.basename(file)))
     for index, value in states.items():
         shapes = {a.shape for a in _arrays(value)}
         if not (isinstance(index, int) and 0 <= index < len(params)) or \
                 shapes - {params[index].shape}:
-            raise CheckpointError("checkpoint %s: %s does not fit this network's parameters "
+            raise DamagedCheckpoint("checkpoint %s: %s does not fit this network's parameters "
                                   "(state %r has shapes %s)" % (path, os.path.basename(file),
                                                                 index, sorted(shapes)))
 

@@ -34,6 +34,10 @@ SETTINGS = {
 #: dist_* across machines (started with ``python -m sngan_gluon.launch``).
 KVSTORES = ("device", "local", "dist_sync", "dist_device_sync")
 
+#: The largest --seed: rank r of a run seeds its data and noise generators with
+#: seed * 1000 + r (+ 17), which numpy takes only below 2**32.
+MAX_SEED = (2 ** 32 - 1 - 17 - 999) // 1000
+
 #: Learning-rate schedules: constant, or falling linearly to 0 at the last iteration.
 LR_DECAYS = ("none", "linear")
 
@@ -116,6 +120,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError("%s must be a positive integer, got %r" % (_flag(name), value))
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError("--seed must be an integer in 0..%d, got %r" % (MAX_SEED, self.seed))
         if self.iterations is not None and self.iterations <= 0:
             raise ConfigError("--iterations must be a positive integer, got %r" % self.iterations)
         for name in FLOAT_FIELDS:

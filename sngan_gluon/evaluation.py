@@ -71,10 +71,22 @@ def extract_features(batches, extractor):
     return np.concatenate(features), np.concatenate(logits)
 
 
-def real_features_cache_path(data_path, dataset, split, image_size, num, extractor_name):
-    """``<data_path>/fid_stats/<dataset>-<split>-<size>px-<num>-<net>.npz``."""
-    return os.path.join(data_path, "fid_stats", "%s-%s-%dpx-%d-%s.npz"
-                        % (dataset, split, image_size, num, extractor_name))
+def real_features_cache_path(data_path, dataset, split, image_size, channels, num,
+                             extractor_name, part=(0, 1), digest=None):
+    """Where the features of real images are cached, named after exactly what it holds.
+
+    ``<data_path>/fid_stats/<dataset>-<split>-<size>px-<channels>ch-<which>-<net>.npz``,
+    ``<which>`` being ``first<num>`` of the split, or ``part<i>of<n>-first<num>``
+    for the first ``num`` images of shard ``part = (i, n)`` (a distributed rank's),
+    followed by ``-<digest>`` (the first 12 hex digits of the shard's
+    :attr:`~sngan_gluon.data.ImageDataset.identity` digest) where known, so that
+    a changed image folder is another cache.
+    """
+    index, count = part
+    which = ("part%dof%d-" % (index + 1, count) if count > 1 else "") + "first%d" % num
+    return os.path.join(data_path, "fid_stats", "%s-%s-%dpx-%dch-%s%s-%s.npz"
+                        % (dataset, split, image_size, channels, which,
+                           "-" + digest[:12] if digest else "", extractor_name))
 
 
 def cached_features(batches, cache_path, extractor):
@@ -163,8 +175,10 @@ def dataset_features(dataset, name, root, split, num, extractor, batch_size=100)
     """Features of the first ``num`` images of ``dataset`` (split ``split`` of dataset
     ``name`` under ``root``), cached there; returns ``(features, 'name/split')``."""
     num = min(num, len(dataset.images))
-    cache = real_features_cache_path(root, name, split, dataset.image_size, num,
-                                     getattr(extractor, "name", "unknown"))
+    identity = getattr(dataset, "identity", None) or {}
+    cache = real_features_cache_path(root, name, split, dataset.image_size, dataset.channels,
+                                     num, getattr(extractor, "name", "unknown"),
+                                     getattr(dataset, "part", (0, 1)), identity.get("digest"))
     features = cached_features(dataset_batches(dataset, num, batch_size), cache, extractor)
     return features, "%s/%s" % (name, split)
 

@@ -8,7 +8,9 @@ import hashlib
 import os
 import tempfile
 
-__all__ = ["atomic_path", "file_digest", "error_summary"]
+import numpy as np
+
+__all__ = ["atomic_path", "file_digest", "array_digest", "error_summary", "out_of_memory"]
 
 
 @contextlib.contextmanager
@@ -21,19 +23,32 @@ def atomic_path(path, suffix=None):
 
     ``suffix`` (default: ``path``'s extension) is kept on the temporary name for
     writers that choose a format by it (matplotlib's ``savefig``, ``np.savez``).
+
+    The file gets the mode ``open()`` would give it (0666 less the umask), not
+    the 0600 of a temporary file: a data cache in a shared folder stays readable.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     if suffix is None:
         suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask():
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def file_digest(path, algorithm="sha256"):
@@ -45,8 +60,33 @@ def file_digest(path, algorithm="sha256"):
     return digest.hexdigest()
 
 
+def array_digest(array):
+    """The BLAKE2b hex digest of an array's bytes (C order), its shape and dtype included:
+    a fast fingerprint of a dataset's pixels (about 1 GB/s, no copy of a contiguous array)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(("%s %s;" % (array.dtype.str, array.shape)).encode())
+    digest.update(memoryview(array.reshape(-1)).cast("B"))
+    return digest.hexdigest()
+
+
 def error_summary(err):
     """The informative line of an error whose message may open with MXNet's C++ traceback."""
     lines = [line.strip() for line in str(err).splitlines()
              if line.strip() and not line.startswith(("Traceback", "  File", "File "))]
     return lines[-1] if lines else type(err).__name__
+
+
+#: Words of the errors that mean memory ran out: MXNet's oneDNN ("could not
+#: execute a primitive", what a step under ``ulimit -v`` ends in), std::bad_alloc
+#: and CUDA's allocator.
+_OUT_OF_MEMORY = ("could not execute a primitive", "bad_alloc", "out of memory",
+                  "cannot allocate memory", "failed to allocate", "memory allocation failed")
+
+
+def out_of_memory(err):
+    """Whether ``err`` (a MemoryError, an OSError, an MXNetError) says memory ran out."""
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err).lower()
+    return any(words in text for words in _OUT_OF_MEMORY)

@@ -1,21 +1,25 @@
 """Images from a folder of files or from an ``.npz``, validated and streamed in batches.
 
-What ``sngan-evaluate --images`` and ``--real`` read: a folder of RGB image files
-of one size, or an ``.npz`` holding ``images``, uint8 ``(N, H, W, 3)`` (the
-layout ``sngan-generate`` writes). Problems a user can cause (wrong dtype,
-grayscale, RGBA, empty, mixed sizes, a corrupt file) are ValueErrors of one line.
+What ``sngan-evaluate --images`` and ``--real`` read: a folder of image files of
+one size, or an ``.npz`` holding ``images``, uint8 ``(N, H, W, 3)`` (the layout
+``sngan-generate`` writes). A folder is read as training's ``--dataset folder``
+reads it (:func:`sngan_gluon.data.folder.list_images`,
+:func:`~sngan_gluon.data.folder.read_image`): every image under it, sub-folders
+included, hidden ones skipped, in sorted order, greyscale turned into RGB; only
+training crops and resizes. Problems a user can cause (wrong dtype, an
+``.npz`` of grayscale or RGBA arrays, empty, mixed sizes, a corrupt file) are
+ValueErrors of one line.
 """
 import os
 import zipfile
 
 import numpy as np
 
+from .data.folder import IMAGE_EXTENSIONS, list_images, read_image
 from .feature_nets import check_images
 from .fileio import error_summary
 
-__all__ = ["ImageFiles", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+__all__ = ["ImageFiles"]
 
 
 class _Described(object):
@@ -26,7 +30,8 @@ class _Described(object):
 
 
 class ImageFiles(object):
-    """Images of a folder (sorted file names) or of an ``.npz`` (key ``images``), in batches.
+    """Images of a folder (see the module's docstring) or of an ``.npz`` (key ``images``),
+    in batches.
 
     Both are read batch by batch (an ``.npz`` member sequentially, compressed or
     not), so 50k large images never sit in memory at once.
@@ -34,24 +39,24 @@ class ImageFiles(object):
     Parameters
     ----------
     path : str
-        A folder of PNG/JPEG/BMP/WebP files of one size, RGB; or an ``.npz``
-        holding ``images``, uint8 ``(N, H, W, 3)`` (``sngan-generate``'s output).
+        A folder of PNG/JPEG/BMP/WebP files of one size; or an ``.npz`` holding
+        ``images``, uint8 ``(N, H, W, 3)`` (``sngan-generate``'s output).
 
     Raises
     ------
     ValueError
-        Missing or empty, grayscale, RGBA, not uint8, mixed sizes: one line each.
+        Missing or empty, unreadable, mixed sizes; an ``.npz`` array that is
+        grayscale, RGBA or not uint8: one line each.
     """
 
     def __init__(self, path):
         self.path = path
         self._count, self._files = None, None
         if os.path.isdir(path):
-            self._files = sorted(os.path.join(path, name) for name in os.listdir(path)
-                                 if name.lower().endswith(IMAGE_SUFFIXES))
+            self._files = [os.path.join(path, name) for name in list_images(path)]
             if not self._files:
-                raise ValueError("%s holds no images (%s)" % (path, ", ".join(IMAGE_SUFFIXES)))
-            self._size = self._read(self._files[0]).shape
+                raise ValueError("%s holds no images (%s)" % (path, ", ".join(IMAGE_EXTENSIONS)))
+            self._size = read_image(self._files[0]).shape
         elif os.path.isfile(path) and path.endswith(".npz"):
             self._count = self._read_npz(path)
         elif os.path.exists(path):
@@ -118,22 +123,6 @@ class ImageFiles(object):
                                      % (self.path, start, error_summary(err))) from err
                 yield batch
 
-    def _read(self, name):
-        from PIL import Image
-        try:
-            with Image.open(name) as image:
-                mode = image.mode
-                if mode == "P":  # palette: RGB, or RGBA when it has transparency
-                    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-                    mode = image.mode
-                array = np.asarray(image)
-        except OSError as err:
-            raise ValueError("cannot read image %s: %s" % (name, error_summary(err))) from err
-        if mode in ("I;16", "I", "F"):
-            raise ValueError("%s is a %s image; 8-bit RGB is expected" % (name, mode))
-        check_images(array[None], source=name)
-        return array
-
     def __len__(self):
         return self._count if self._files is None else len(self._files)
 
@@ -145,7 +134,7 @@ class ImageFiles(object):
             return
         for start in range(0, num, batch_size):
             stop = min(start + batch_size, num)
-            batch = [self._read(name) for name in self._files[start:stop]]
+            batch = [read_image(name) for name in self._files[start:stop]]
             sizes = {image.shape for image in batch} | {self._size}
             if len(sizes) > 1:
                 raise ValueError("the images in %s differ in size (%s); resize them to one size"

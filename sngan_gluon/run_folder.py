@@ -1,34 +1,50 @@
 """The one folder a run writes: config.json, log.csv, loss.png, samples, fixed noise, checkpoints.
 
+A run writes only into a folder that is new, empty, or marked as a run folder
+by the file ``.sngan_gluon-run`` that a run writes first; any other folder
+(``/``, a folder of the user's own files) is refused before anything is
+written, so a run never appends to or overwrites a file it did not write. A
+run folder of ours that holds no checkpoint (its run was killed before the
+first one) is started afresh: its log, sigmas, plots, samples and noise go.
+
 A run holds an exclusive ``fcntl`` lock on ``<run>/.lock`` while it trains: the
 operating system releases it when the process ends, however it ends, so a
 second run in the same folder is refused and no stale lock is ever left. A
 new run refuses a folder that already holds checkpoints (continue it with
 ``--resume``); a resumed run moves the checkpoints newer than the one it
 continues from, with a copy of ``log.csv``, into ``checkpoints/superseded-*``
-rather than overwrite them. Writes that fail (a full disk, a read-only file
-system) end in one :class:`RunFolderWriteError` naming the folder and the cause.
+rather than overwrite them. ``checkpoints/`` is tried for writing before the
+first iteration. Writes that fail (a full disk, a read-only file system, no
+memory left) end in one :class:`RunFolderWriteError` naming the folder and the
+cause.
 """
 import contextlib
 import csv
 import errno
 import fcntl
+import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import mxnet as mx
 import numpy as np
 
 from . import checkpoint as ckpt
-from .fileio import atomic_path, error_summary
+from .fileio import atomic_path, error_summary, out_of_memory
 from .visualize import plot_curves, save_image_grid
 
 LOG_FIELDS = ["iteration", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "lr", "images_per_s",
               "wall_time", "is_mean", "is_std", "fid", "kid_mean", "kid_std", "precision",
               "recall", "density", "coverage"]
 LOCK_FILE = ".lock"
+MARKER_FILE = ".sngan_gluon-run"
+#: What a run writes at the top of its folder, besides checkpoints/ and best/:
+#: removed when a run of ours that never saved a checkpoint is started afresh.
+OUTPUTS = ("config.json", "dataset.json", "log.csv", "loss.png", "sigmas.csv", "sigma.png",
+           "fixed_noise.npz", "samples", "tensorboard")
 
 
 class RunFolderError(RuntimeError):
@@ -44,13 +60,44 @@ def writing(folder, what):
     """Turn a failed write under ``folder`` into one :class:`RunFolderWriteError`."""
     try:
         yield
-    except (OSError, mx.base.MXNetError) as err:
-        cause = " ".join((os.strerror(err.errno) if isinstance(err, OSError) and err.errno
-                          else error_summary(err)).split())
-        newest = ckpt.list_checkpoints(os.path.join(folder, "checkpoints"))
-        kept = ("the checkpoints written before are intact (newest: %s)" % newest[-1][1]
-                if newest else "no checkpoint was written")
-        raise RunFolderWriteError("cannot write %s in %s: %s; %s" % (what, folder, cause, kept))
+    except (OSError, MemoryError, mx.base.MXNetError) as err:
+        if out_of_memory(err):
+            cause = "out of memory (%s)" % (error_summary(err) if str(err) else "MemoryError")
+        else:
+            cause = " ".join((os.strerror(err.errno) if isinstance(err, OSError) and err.errno
+                              else error_summary(err)).split())
+        raise RunFolderWriteError("cannot write %s in %s: %s; %s"
+                                  % (what, folder, cause, kept_checkpoints(folder)))
+
+
+def kept_checkpoints(folder):
+    """What a failure leaves of the run in ``folder``: a clause naming its newest checkpoint."""
+    newest = ckpt.list_checkpoints(os.path.join(folder, "checkpoints"))
+    return ("the checkpoints written before are intact (newest: %s)" % newest[-1][1]
+            if newest else "no checkpoint was written")
+
+
+def folder_problem(path, resume_path=None):
+    """Why a run may not write into ``path`` (one line), or None when it may.
+
+    A run may use a folder that does not exist, an empty one, or one marked as a
+    run folder; resuming a checkpoint inside ``path`` also claims it (a run
+    folder written before the mark existed). Reads only, writes nothing.
+    """
+    if not os.path.lexists(path):
+        return None
+    if not os.path.isdir(path):
+        return "--out-dir %s is not a folder" % path
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as err:
+        return "--out-dir %s cannot be read: %s" % (path, os.strerror(err.errno))
+    if not names or MARKER_FILE in names or (
+            resume_path is not None and _inside(resume_path, path)):
+        return None
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return ("--out-dir %s holds %d file(s) that no sngan_gluon run wrote (%s): train into a new "
+            "or empty folder" % (path, len(names), shown))
 
 
 class RunFolder:
@@ -66,37 +113,83 @@ class RunFolder:
         self.history = []
         self._lock = None
 
-    def open(self, config, num_classes, resume_state=None, resume_path=None):
-        """Lock the folder and prepare it for a new run or for one resumed at ``resume_state``."""
+    def open(self, config, num_classes, resume_state=None, resume_path=None, dataset=None):
+        """Lock the folder and prepare it for a new run or for one resumed at ``resume_state``.
+
+        ``dataset``: the identity of the data trained on (``ImageDataset.identity``),
+        written to ``dataset.json``.
+        """
+        inside = resume_path is not None and _inside(resume_path, self.path)
+        existing = self._existing_checkpoints()
+        if existing and not inside:
+            raise RunFolderError(
+                "%s already holds a run's checkpoints (newest %s): continue it with --resume %s, "
+                "or train into another --out-dir" % (self.path, os.path.basename(existing[-1]),
+                                                     self.path))
+        problem = folder_problem(self.path, resume_path)
+        if problem:
+            raise RunFolderError(problem)
         try:
-            os.makedirs(os.path.join(self.path, "samples"), exist_ok=True)
-            os.makedirs(self.checkpoints, exist_ok=True)
+            os.makedirs(self.path, exist_ok=True)
+            with open(os.path.join(self.path, MARKER_FILE), "a"):
+                pass
             self._acquire_lock()
         except OSError as err:
             raise RunFolderError("--out-dir %s is not writable: %s"
                                  % (self.path, os.strerror(err.errno) if err.errno else err))
         try:
-            self._prepare(config, num_classes, resume_state, resume_path)
+            self._prepare(config, num_classes, resume_state, inside, dataset)
         except BaseException:
             self.close()
             raise
 
-    def _prepare(self, config, num_classes, resume_state, resume_path):
+    def _existing_checkpoints(self):
+        """Paths of every checkpoint folder in ``checkpoints/`` and ``best/``."""
+        return [path for folder in (self.checkpoints, os.path.join(self.path, "best"))
+                for _, path in ckpt.list_checkpoints(folder, complete=False)]
+
+    def _prepare(self, config, num_classes, resume_state, inside, dataset):
         ckpt.remove_stale_temporaries(self.checkpoints)
         ckpt.remove_stale_temporaries(os.path.join(self.path, "best"))
-        existing = ckpt.list_checkpoints(self.checkpoints, complete=False)
-        inside = resume_path is not None and _inside(resume_path, self.path)
-        if existing and not inside:
-            raise RunFolderError(
-                "%s already holds a run's checkpoints (newest %s): continue it with --resume %s, "
-                "or train into another --out-dir" % (self.path, os.path.basename(existing[-1][1]),
-                                                     self.path))
+        if not inside and self._existing_checkpoints():  # one saved before the lock was ours
+            raise RunFolderError("%s already holds a run's checkpoints: continue it with "
+                                 "--resume %s" % (self.path, self.path))
+        if not inside:  # what is here is not the resumed run's
+            self._start_afresh()
+        try:
+            os.makedirs(os.path.join(self.path, "samples"), exist_ok=True)
+            os.makedirs(self.checkpoints, exist_ok=True)
+            os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=self.checkpoints))
+        except OSError as err:  # found now, not after --checkpoint-every iterations
+            raise RunFolderError("cannot write checkpoints into %s: %s; make it writable or "
+                                 "train into another --out-dir"
+                                 % (self.checkpoints, os.strerror(err.errno) if err.errno
+                                    else err))
         with writing(self.path, "the run's config, log and noise"):
             if resume_state is not None:
                 self._set_aside_newer(resume_state["iteration"])
                 self._reload_history(resume_state["iteration"])
             config.save(os.path.join(self.path, "config.json"))
+            if dataset is not None:
+                with atomic_path(os.path.join(self.path, "dataset.json")) as tmp, \
+                        open(tmp, "w") as f:
+                    json.dump(dataset, f, indent=1, sort_keys=True)
             self._fixed_noise(config, num_classes)
+
+    def _start_afresh(self):
+        """Remove what an earlier run of ours left here before its first checkpoint."""
+        left = [name for name in OUTPUTS if os.path.lexists(os.path.join(self.path, name))]
+        if not left:
+            return
+        print("warning: %s holds a run that stopped before its first checkpoint; starting "
+              "afresh (removing its %s)" % (self.path, ", ".join(left)), file=sys.stderr)
+        with writing(self.path, "a fresh run's folder"):
+            for name in left:
+                path = os.path.join(self.path, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
 
     def close(self):
         if self._lock is not None:

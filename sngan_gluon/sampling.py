@@ -75,7 +75,12 @@ class LoadedGenerator:
     """
 
     def __init__(self, checkpoint, ctx=None, use_ema=True):
-        path = ckpt.resolve_checkpoint(checkpoint)
+        self.ctx = ctx or mx.cpu()
+        self._use_ema = use_ema
+        ckpt.load_newest(checkpoint, self._load)  # a damaged one: the next older one
+        self.net.hybridize()
+
+    def _load(self, path):
         state = ckpt.read_state(path)
         config = state["config"]
         self.path, self.config, self.iteration = path, config, int(state["iteration"])
@@ -83,17 +88,15 @@ class LoadedGenerator:
         self.num_classes = int(state.get("num_classes", 0))
         self.image_size = int(state["image_size"])
         self.channels = int(state["channels"])
-        self.ctx = ctx or mx.cpu()
         ema_file = os.path.join(path, "generator_ema.params")
-        self.ema = bool(use_ema and os.path.isfile(ema_file))
+        self.ema = bool(self._use_ema and os.path.isfile(ema_file))
         params = ema_file if self.ema else os.path.join(path, "generator.params")
         self.net = get_generator(config["arch"], image_size=self.image_size, z_dim=self.z_dim,
                                  num_classes=self.num_classes, channels=self.channels)
         try:
             self.net.load_parameters(params, ctx=self.ctx)
         except (mx.base.MXNetError, OSError, ValueError, AssertionError) as err:
-            raise ckpt.CheckpointError("cannot load %s: %s" % (params, error_summary(err)))
-        self.net.hybridize()
+            raise ckpt.DamagedCheckpoint("cannot load %s: %s" % (params, error_summary(err)))
 
     def generate(self, num, seed=0, label=None, batch_size=100, truncation=None):
         """Yield image batches: float32 NDArray (B, C, H, W) in [-1, 1], ``num`` images in all.

@@ -1,7 +1,7 @@
 """Stop signals turned into a request the training loop honours between two iterations.
 
 Ctrl-C (SIGINT), SIGTERM (Slurm, Kubernetes, systemd and
-:mod:`sngan_gluon.launch` stop processes with it), SIGHUP and SIGUSR1 (what
+:mod:`sngan_gluon.launcher` stop processes with it), SIGHUP and SIGUSR1 (what
 Slurm's ``--signal`` sends before a time limit) all mean "save and stop": the
 first one only sets :attr:`StopRequest.signal_name`, so the iteration in flight
 finishes, a checkpoint of the state between two whole iterations is written,
@@ -37,13 +37,16 @@ class Interrupted(KeyboardInterrupt):
 class StopRequest:
     """A context manager that handles :data:`STOP_SIGNALS` while the loop runs.
 
-    ``signal_name`` is None until the first signal. Outside the main thread
+    ``signal_name`` is None until the first signal. ``saver``: this process
+    writes the checkpoint (False: a distributed worker other than rank 0, which
+    says so rather than announce a save it does not make). Outside the main thread
     (where Python cannot handle signals) it handles nothing, and ``message``
     (default: a line on stderr) is not called.
     """
 
-    def __init__(self, message=None):
+    def __init__(self, message=None, saver=True):
         self.signal_name = None
+        self._saver = saver
         self._message = message or (lambda text: print(text, file=sys.stderr, flush=True))
         self._previous = {}
 
@@ -68,5 +71,6 @@ class StopRequest:
         if self.signal_name is not None:
             raise Interrupted(None, name, at_once=True)
         self.signal_name = name
-        self._message("\n%s: finishing this iteration and saving a checkpoint; send it again to "
-                      "stop at once, without one" % name)
+        self._message("\n%s: finishing this iteration and %s; send it again to stop at once, "
+                      "without one" % (name, "saving a checkpoint" if self._saver
+                                       else "stopping (rank 0 saves the checkpoint)"))

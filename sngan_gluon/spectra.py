@@ -208,15 +208,18 @@ def plot_spectra(spectra, path, title=None):
 
 
 def load_discriminator(checkpoint, ctx=None):
-    """The discriminator of a checkpoint (a run folder: its newest checkpoint).
+    """The discriminator of a checkpoint (a run folder: its newest one that loads).
 
     Returns ``(net, info)``: the network with its saved weights and ``u``, and a
     dict with ``path``, ``iteration``, ``arch`` and ``sn``. Raises
     :class:`~sngan_gluon.checkpoint.CheckpointError` (one line) when the
     checkpoint is missing, incomplete or unreadable.
     """
+    return ckpt.load_newest(checkpoint, lambda path: _load_discriminator(path, ctx))[1]
+
+
+def _load_discriminator(path, ctx):
     from .models import get_discriminator
-    path = ckpt.resolve_checkpoint(checkpoint)
     state = ckpt.read_state(path)
     config = state["config"]
     params = os.path.join(path, "discriminator.params")
@@ -231,7 +234,7 @@ def load_discriminator(checkpoint, ctx=None):
     try:
         net.load_parameters(params, ctx=ctx or mx.cpu())
     except (mx.base.MXNetError, OSError, ValueError, AssertionError) as err:
-        raise ckpt.CheckpointError("cannot load %s: %s" % (params, ckpt.error_summary(err)))
+        raise ckpt.DamagedCheckpoint("cannot load %s: %s" % (params, ckpt.error_summary(err)))
     info = dict(path=path, iteration=int(state["iteration"]), arch=config["arch"],
                 sn=bool(config.get("sn", True)))
     return net, info

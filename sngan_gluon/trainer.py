@@ -13,7 +13,7 @@ or a checkpoint is due. A stop signal (Ctrl-C, SIGTERM, SIGHUP, SIGUSR1, see
 :mod:`~sngan_gluon.signals`) is honoured between two iterations: the state
 between them is saved, so a resume continues exactly.
 
-Several machines (a ``dist_*`` kvstore, see :mod:`sngan_gluon.launch`): each
+Several machines (a ``dist_*`` kvstore, see :mod:`sngan_gluon.launcher`): each
 worker reads its own shard of the data and ``batch_size / num_workers`` images
 per step; the workers stay in step, stop after the same iteration, and only
 rank 0 writes anything. Everything a run writes goes to one folder
@@ -31,7 +31,8 @@ from mxnet import nd
 from . import checkpoint as ckpt
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
-from .extensions import Evaluate, LogReport, SampleGrid, Snapshot
+from .extensions import Evaluate, LogReport, SampleGrid, Snapshot, TrainingError
+from .fileio import error_summary, out_of_memory
 from .models import apply_init, get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
 from .nn import warm_up as warm_up_sigma
@@ -122,7 +123,7 @@ class GANTrainer:
     dataset : optional, a dataset object with ``images`` uint8 (N, H, W, C),
         ``labels`` int (N,) and ``num_classes`` (default: ``data.get_dataset``).
     kvstore : optional ``dist_*`` kvstore (``mx.kv.create('dist_sync')``) for a
-        distributed run (see :mod:`sngan_gluon.launch`): the trainer reads shard
+        distributed run (see :mod:`sngan_gluon.launcher`): the trainer reads shard
         ``kvstore.rank`` of ``kvstore.num_workers`` and sums gradients through it.
     """
 
@@ -198,9 +199,9 @@ class GANTrainer:
         out = G(z) if not self.num_classes else G(z, nd.array(y, ctx=ctx, dtype="int32"))
         return to_uint8(out)
 
-    def load_checkpoint(self, path):
+    def load_checkpoint(self, path, accept_changed_data=False):
         """Validate and restore a checkpoint folder (see :func:`sngan_gluon.checkpoint.load`)."""
-        return ckpt.load(self, path)
+        return ckpt.load(self, path, accept_changed_data)
 
     def _built_in_extensions(self, evaluator):
         cfg = self.config
@@ -218,15 +219,18 @@ class GANTrainer:
             entries.append(_Entry(TensorBoard(self.sigma_log, sample_grid), 1, True))
         return entries
 
-    def train(self, out_dir, resume=None, progress=True, evaluator=None):
+    def train(self, out_dir, resume=None, progress=True, evaluator=None,
+              accept_changed_data=False):
         """Run until ``total_iterations``; returns the list of logged rows.
 
-        ``resume``: a checkpoint folder to continue from; it is validated whole
-        before ``out_dir`` is touched. ``progress``: True for a tqdm bar (not
-        with ``config.quiet``), False for none, or a callable ``(total,
-        initial)`` making a tqdm-like bar. ``evaluator(trainer) -> dict`` runs
-        every ``config.eval_every`` iterations. A stop signal saves a checkpoint
-        and raises :class:`~sngan_gluon.signals.Interrupted` (a
+        ``resume``: a checkpoint folder to continue from, or a run folder (its
+        newest checkpoint that loads, see :func:`~sngan_gluon.checkpoint.load_newest`);
+        it is validated whole before ``out_dir`` is touched; a dataset that
+        changed since is refused unless ``accept_changed_data``. ``progress``:
+        True for a tqdm bar (not with ``config.quiet``), False for none, or a
+        callable ``(total, initial)`` making a tqdm-like bar.
+        ``evaluator(trainer) -> dict`` runs every ``config.eval_every`` iterations.
+        A stop signal saves a checkpoint and raises :class:`~sngan_gluon.signals.Interrupted` (a
         ``KeyboardInterrupt`` whose ``args[0]`` is the checkpoint's folder); a
         NaN/Inf loss raises :class:`~sngan_gluon.extensions.TrainingError`, the last
         good checkpoint kept.
@@ -236,17 +240,30 @@ class GANTrainer:
         self._initialized = []
         self.run = RunFolder(out_dir) if self.is_chief else None
         # A signal from here on stops between two iterations (before the first: at once).
-        with StopRequest() as stop:
+        with StopRequest(saver=self.is_chief) as stop:
             try:
-                if resume is not None:
-                    state = self.load_checkpoint(resume)  # validated before out_dir is touched
+                if resume is not None:  # validated before out_dir is touched
+                    resume, state = ckpt.load_newest(
+                        resume, lambda path: self.load_checkpoint(path, accept_changed_data),
+                        set_aside=self.is_chief)
                     self.last_checkpoint = resume
                 if self.run is not None:
                     self.run.open(self.config, self.num_classes,
                                   resume_state=state if resume is not None else None,
-                                  resume_path=resume)
+                                  resume_path=resume,
+                                  dataset=getattr(self.dataset, "identity", None))
                 self.progress_bar = self._make_bar(progress)
-                self._loop(entries, stop)
+                try:
+                    self._loop(entries, stop)
+                except (MemoryError, mx.base.MXNetError) as err:
+                    if not out_of_memory(err):
+                        raise
+                    raise TrainingError(
+                        "ran out of memory at iteration %d (%s); %s; try a smaller --batch-size"
+                        % (self.iteration + 1, error_summary(err) if str(err) else "MemoryError",
+                           "the checkpoints written before are intact (newest: %s)"
+                           % self.last_checkpoint if self.last_checkpoint
+                           else "no checkpoint was written"))
             finally:
                 for entry in self._initialized:
                     getattr(entry.extension, "finalize", lambda trainer: None)(self)

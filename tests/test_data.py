@@ -623,3 +623,97 @@ def test_to_uint8_inverts_to_tensor_and_clips():
 
 
 # --------------------------------------------------------------------------- loader
+
+
+# --------------------------------------------------------------------------- identity and readers
+# (the folder cache's digest, the dataset's identity, one folder reader, the FID cache key, modes)
+
+def test_folder_cache_garbled_on_disk_is_noticed_and_decoded_again(tmp_path):
+    _write_folder(tmp_path, ["a.png", "b.png", "c.png"])
+    first = get_dataset("folder", root=str(tmp_path), image_size=8).images.copy()
+    array = str(tmp_path / ".sngan_gluon_cache" / "8px-3ch.npy")
+    header = os.path.getsize(array) - first.nbytes
+    with open(array, "r+b") as f:  # the header (shape, dtype) stays, the pixels are noise
+        f.seek(header)
+        noise = np.random.RandomState(0).randint(0, 256, first.nbytes).astype(np.uint8)
+        f.write(noise.tobytes())
+    with pytest.warns(UserWarning, match="8px-3ch.npy do not match their manifest"):
+        again = get_dataset("folder", root=str(tmp_path), image_size=8)
+    np.testing.assert_array_equal(again.images, first)
+    np.testing.assert_array_equal(np.load(array), first)  # and the cache is rewritten
+
+
+def test_a_dataset_knows_its_identity_and_a_changed_image_changes_it(tmp_path):
+    _write_folder(tmp_path, ["a.png", "b.png", "c.png"])
+    identity = get_dataset("folder", root=str(tmp_path), image_size=8).identity
+    assert identity["dataset"] == "folder" and identity["count"] == 3
+    assert identity["part"] == [0, 1] and len(identity["digest"]) == 32
+    _write_image(str(tmp_path / "b.png"), np.full((12, 12, 3), 99, np.uint8))
+    changed = get_dataset("folder", root=str(tmp_path), image_size=8).identity
+    assert changed["count"] == 3 and changed["digest"] != identity["digest"]
+    shard = get_dataset("folder", root=str(tmp_path), image_size=8, num_parts=2, part_index=1)
+    assert shard.part == (1, 2) and shard.identity["part"] == [1, 2]
+    assert shard.identity["count"] == 1
+
+
+def test_the_folder_cache_follows_the_umask(tmp_path):
+    _write_folder(tmp_path / "imgs", ["a.png", "b.png"])
+    previous = os.umask(0o027)
+    try:
+        get_dataset("folder", root=str(tmp_path / "imgs"), image_size=8)
+    finally:
+        os.umask(previous)
+    cache = tmp_path / "imgs" / ".sngan_gluon_cache"
+    assert {name: oct(os.stat(str(cache / name)).st_mode & 0o777)
+            for name in os.listdir(str(cache))} == {"8px-3ch.npy": "0o640",
+                                                    "8px-3ch.json": "0o640"}
+
+
+def test_evaluation_reads_a_folder_as_training_does(tmp_path):
+    """Sub-folders included, sorted, greyscale as RGB (PIL's convert('RGB'), torch-fidelity's
+    way): ``--images DIR`` and ``--dataset folder`` are the same pixels at the same size."""
+    from PIL import Image
+    from sngan_gluon.image_files import ImageFiles
+    rng = np.random.RandomState(4)
+    names = ["b.png", "cats/a.png", "cats/c.png", "grey.png"]  # sorted paths, by hand
+    for name in names[:3]:
+        _write_image(str(tmp_path / name), rng.randint(0, 256, (32, 32, 3)).astype(np.uint8))
+    grey = rng.randint(0, 256, (32, 32)).astype(np.uint8)
+    assert cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    expected = np.stack([np.asarray(Image.open(str(tmp_path / name)).convert("RGB"))
+                         for name in names])
+    files = ImageFiles(str(tmp_path))
+    assert len(files) == 4
+    np.testing.assert_array_equal(np.concatenate(list(files.batches(batch_size=3))), expected)
+    trained_on = get_dataset("folder", root=str(tmp_path), image_size=32).images
+    np.testing.assert_array_equal(trained_on, expected)
+
+
+def test_the_fid_cache_key_names_channels_shard_and_contents():
+    from sngan_gluon.evaluation import real_features_cache_path
+    whole = real_features_cache_path("d", "cifar10", "train", 32, 3, 100, "tf-inception")
+    assert whole == os.path.join("d", "fid_stats",
+                                 "cifar10-train-32px-3ch-first100-tf-inception.npz")
+    shard = real_features_cache_path("d", "folder", "train", 32, 1, 100, "tf-inception",
+                                     part=(1, 2), digest="0123456789abcdef")
+    assert shard == os.path.join("d", "fid_stats", "folder-train-32px-1ch-part2of2-first100-"
+                                                   "0123456789ab-tf-inception.npz")
+
+
+def test_a_ranks_shard_is_cached_under_its_own_name(tmp_path):
+    from sngan_gluon.evaluation import dataset_features
+
+    class Means:
+        name = "means"
+
+        def extract(self, batch):
+            features = batch.reshape(len(batch), -1, 3).mean(axis=1)
+            return features, features
+
+    shard = get_dataset("synthetic", image_size=32, num_parts=2, part_index=1)
+    whole = get_dataset("synthetic", image_size=32)
+    a, _ = dataset_features(shard, "synthetic", str(tmp_path), "train", 50, Means())
+    b, _ = dataset_features(whole, "synthetic", str(tmp_path), "train", 50, Means())
+    assert not np.array_equal(a, b)  # the whole split's first 50 are not the shard's
+    names = sorted(os.listdir(str(tmp_path / "fid_stats")))
+    assert len(names) == 2 and "part2of2-first50" in names[0] + names[1]

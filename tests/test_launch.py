@@ -6,17 +6,19 @@ that none of them is left when the launcher returns.
 """
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
 import pytest
 
-from sngan_gluon import launch
+from sngan_gluon import launcher
 from sngan_gluon.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from sngan_gluon._threads import usable_cores
 
@@ -97,23 +99,23 @@ def _run_cli(args, **kwargs):
 
 
 def test_role_env_sets_the_ps_lite_variables():
-    assert launch.role_env("worker", "10.0.0.1", 9091, 2, 4) == {
+    assert launcher.role_env("worker", "10.0.0.1", 9091, 2, 4) == {
         "DMLC_ROLE": "worker", "DMLC_PS_ROOT_URI": "10.0.0.1", "DMLC_PS_ROOT_PORT": "9091",
         "DMLC_NUM_SERVER": "2", "DMLC_NUM_WORKER": "4"}
-    env = launch.role_env("scheduler", "127.0.0.1", 1234, 1, 1, node_host="127.0.0.1")
+    env = launcher.role_env("scheduler", "127.0.0.1", 1234, 1, 1, node_host="127.0.0.1")
     assert env["DMLC_ROLE"] == "scheduler" and env["DMLC_NODE_HOST"] == "127.0.0.1"
     assert all(isinstance(v, str) for v in env.values())
     with pytest.raises(ValueError, match="'master'"):
-        launch.role_env("master", "127.0.0.1", 1234, 1, 1)
+        launcher.role_env("master", "127.0.0.1", 1234, 1, 1)
 
 
 def test_host_commands_put_roles_env_and_quoting_in_each_ssh_line(tmp_path):
     hosts_file = tmp_path / "hosts.txt"
     hosts_file.write_text("# cluster\nnode-a\n\nbob@10.0.0.2:2222  # second\n")
-    hosts = launch.read_hosts(str(hosts_file))
+    hosts = launcher.read_hosts(str(hosts_file))
     assert hosts == ["node-a", "bob@10.0.0.2:2222"]
     command = ["python", "train.py", "--kvstore", "dist_sync", "--out-dir", "it's a dir"]
-    lines = launch.host_commands(hosts, command, num_workers=2, num_servers=2, port=9100,
+    lines = launcher.host_commands(hosts, command, num_workers=2, num_servers=2, port=9100,
                                  workdir="/work dir", python="/venv/bin/python",
                                  env={"OMP_NUM_THREADS": "2"})
 
@@ -136,18 +138,18 @@ def test_host_commands_put_roles_env_and_quoting_in_each_ssh_line(tmp_path):
         if role == "worker":
             assert argv == command
         else:
-            assert argv == ["/venv/bin/python", "-c", launch.SERVER_CODE]
+            assert argv == ["/venv/bin/python", "-c", launcher.SERVER_CODE]
 
 
 def test_host_commands_reject_bad_sizes_and_entries():
     with pytest.raises(ValueError, match="workers"):
-        launch.host_commands(["a"], ["python", "t.py"], 0)
+        launcher.host_commands(["a"], ["python", "t.py"], 0)
     with pytest.raises(ValueError, match="servers"):
-        launch.host_commands(["a"], ["python", "t.py"], 1, 0)
+        launcher.host_commands(["a"], ["python", "t.py"], 1, 0)
     with pytest.raises(ValueError, match="no worker command"):
-        launch.host_commands(["a"], [], 1)
+        launcher.host_commands(["a"], [], 1)
     with pytest.raises(ValueError, match="host entry"):
-        launch.host_commands(["a:ssh"], ["python", "t.py"], 1)
+        launcher.host_commands(["a:ssh"], ["python", "t.py"], 1)
 
 
 @needs_proc
@@ -158,7 +160,7 @@ def test_launch_local_two_workers_sum_their_pushes_and_leave_nothing(tmp_path, c
     monkeypatch.delenv("MXNET_OMP_MAX_THREADS", raising=False)
     env = _marker_env(tmp_path)
     script = _script(tmp_path, "push_pull.py", PUSH_PULL)
-    code = launch.launch_local([sys.executable, script], num_workers=2, num_servers=1,
+    code = launcher.launch_local([sys.executable, script], num_workers=2, num_servers=1,
                                timeout=60, env=env, cwd=str(tmp_path))
     assert code == 0
     results = [json.loads((tmp_path / ("rank%d.json" % r)).read_text()) for r in (0, 1)]
@@ -179,11 +181,81 @@ def test_a_crashed_worker_stops_the_job_quickly_with_its_code(tmp_path, capfd):
     env = _marker_env(tmp_path)
     script = _script(tmp_path, "crash_one.py", CRASH_ONE)
     start = time.monotonic()
-    code = launch.launch_local([sys.executable, script], num_workers=2, num_servers=1,
+    code = launcher.launch_local([sys.executable, script], num_workers=2, num_servers=1,
                                timeout=60, env=env, cwd=str(tmp_path))
     assert code == 3
     assert time.monotonic() - start < 30
-    assert "exited with code 3" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "exited with code 3" in err
+    # one line per process says how it ended
+    for name in ("scheduler", "server 0", "worker 0", "worker 1"):
+        assert len([line for line in err.splitlines()
+                    if line.startswith("[launch] %s: " % name)]) == 1, err
+    # the launch order is not the rank: either worker may be rank 1
+    assert sorted(line.split(": ", 1)[1] for line in err.splitlines()
+                  if re.match(r"\[launch\] worker \d: ", line)) == [
+        "exited with code 3", "killed by SIGKILL (killed by the launcher)"]
+    _assert_nothing_left(env[MARKER_KEY])
+
+
+SPIN = """
+import os
+import mxnet as mx
+
+kv = mx.kv.create("dist_sync")
+kv.init(7, mx.nd.zeros((3,)))
+open(os.path.join(os.environ["OUT"], "ready-%d" % kv.rank), "w").close()
+out = mx.nd.zeros((3,))
+while True:
+    kv.push(7, mx.nd.ones((3,)))
+    kv.pull(7, out=out)
+    out.wait_to_read()
+"""
+
+
+def _role_pids(marker, role):
+    wanted = ("DMLC_ROLE=%s" % role).encode()
+    pids = []
+    for pid in _left_running(marker):
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as handle:
+                if wanted in handle.read().split(b"\0"):
+                    pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+@needs_proc
+@pytest.mark.slow
+def test_a_dying_server_ends_the_job_at_once_with_one_line_per_process(tmp_path, capfd):
+    env = _marker_env(tmp_path)
+    script = _script(tmp_path, "spin.py", SPIN)
+    killed = {}
+
+    def kill_the_server():  # once both workers push and pull
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        pids = _role_pids(env[MARKER_KEY], "server")
+        if pids:
+            killed["at"] = time.monotonic()
+            os.kill(pids[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_server)
+    killer.start()
+    code = launcher.launch_local([sys.executable, script], num_workers=2, num_servers=1,
+                                 timeout=150, env=env, cwd=str(tmp_path))
+    ended = time.monotonic()
+    killer.join()
+    err = capfd.readouterr().err
+    assert "at" in killed and code == 128 + signal.SIGKILL, err
+    assert ended - killed["at"] < 10, err
+    assert "server 0 killed by SIGKILL; the job cannot go on without it" in err
+    for name in ("scheduler", "server 0", "worker 0", "worker 1"):
+        assert len([line for line in err.splitlines()
+                    if line.startswith("[launch] %s: " % name)]) == 1, err
     _assert_nothing_left(env[MARKER_KEY])
 
 
@@ -192,9 +264,9 @@ def test_timeout_stops_a_job_that_hangs(tmp_path):
     env = _marker_env(tmp_path)
     script = _script(tmp_path, "hang.py", "import time\ntime.sleep(600)\n")
     start = time.monotonic()
-    code = launch.launch_local([sys.executable, script], num_workers=2, timeout=2, env=env)
-    assert code == launch.EXIT_TIMEOUT
-    assert time.monotonic() - start < 2 + 2 * launch._KILL_GRACE_S + 5
+    code = launcher.launch_local([sys.executable, script], num_workers=2, timeout=2, env=env)
+    assert code == launcher.EXIT_TIMEOUT
+    assert time.monotonic() - start < 2 + 2 * launcher._KILL_GRACE_S + 5
     _assert_nothing_left(env[MARKER_KEY])
 
 
@@ -267,10 +339,65 @@ def test_cli_prints_ssh_commands_by_default_with_hosts(tmp_path):
 def test_local_workers_share_the_cores_unless_the_user_chose(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MXNET_OMP_MAX_THREADS", raising=False)
-    monkeypatch.setattr(launch, "usable_cores", lambda: 8)
-    assert launch.local_thread_counts(2) == ("4", "1")
-    assert launch.local_thread_counts(16) == ("1", "1")
-    assert launch.local_thread_counts(2, env={"OMP_NUM_THREADS": "3"}) is None
+    monkeypatch.setattr(launcher, "usable_cores", lambda: 8)
+    assert launcher.local_thread_counts(2) == ("4", "1")
+    assert launcher.local_thread_counts(16) == ("1", "1")
+    assert launcher.local_thread_counts(2, env={"OMP_NUM_THREADS": "3"}) is None
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setattr("sngan_gluon._threads._DEFAULT_SET", None)  # the user set it
-    assert launch.local_thread_counts(2) is None
+    assert launcher.local_thread_counts(2) is None
+
+
+def _log_iterations(path):
+    try:
+        with open(path) as f:
+            return [int(line.split(",")[0]) for line in f.read().splitlines()[1:]]
+    except OSError:
+        return []
+
+
+@needs_proc
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_saves_at_the_stop_iteration_and_resume_goes_on(tmp_path):
+    """The workers stop first, so rank 0 saves the iteration it stopped at (log.csv holds no
+    row beyond it); the launcher exits within 30 s; ``--resume`` continues from there."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", **_marker_env(tmp_path))
+    run = str(tmp_path / "run")
+    train = [sys.executable, os.path.join(ROOT, "train.py"), "--kvstore", "dist_sync", "--quiet"]
+    launch_cmd = [sys.executable, "-m", "sngan_gluon.launch", "-n", "2", "-s", "1",
+                  "--timeout", "400", "--"]
+    job = subprocess.Popen(launch_cmd + train + [
+        "--dataset", "synthetic", "--batch-size", "8", "--iterations", "100000",
+        "--checkpoint-every", "100000", "--log-every", "1", "--sample-every", "100000",
+        "--seed", "3", "--out-dir", run], cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(_log_iterations(os.path.join(run, "log.csv"))) < 2:
+            assert job.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        job.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = job.communicate(timeout=60)
+        assert time.monotonic() - sent < 30, err
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == EXIT_INTERRUPTED, err
+    assert "SIGTERM: stopping the workers" in err and "Traceback" not in err
+    _assert_nothing_left(env[MARKER_KEY])
+    saved = sorted(os.listdir(os.path.join(run, "checkpoints")))
+    assert len(saved) == 1 and saved[0].startswith("iter_"), (saved, err)
+    stop = int(saved[0][len("iter_"):])
+    logged = _log_iterations(os.path.join(run, "log.csv"))
+    assert logged == list(range(1, stop + 1)), err
+
+    resumed = subprocess.run(launch_cmd + train + ["--resume", run, "--iterations",
+                                                   str(stop + 2)],
+                             cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _log_iterations(os.path.join(run, "log.csv")) == list(range(1, stop + 3))
+    assert sorted(os.listdir(os.path.join(run, "checkpoints")))[-1] == "iter_%07d" % (stop + 2)
+    _assert_nothing_left(env[MARKER_KEY])

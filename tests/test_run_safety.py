@@ -3,6 +3,7 @@
 The signal tests that matter most run a real ``train.py`` process; the rest
 deliver signals to this process while :meth:`GANTrainer.train` runs in it.
 """
+import json
 import os
 import random
 import resource
@@ -20,7 +21,7 @@ import sngan_gluon  # noqa: F401
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.config import TrainConfig
-from sngan_gluon.run_folder import RunFolder, RunFolderError, RunFolderWriteError
+from sngan_gluon.run_folder import MARKER_FILE, RunFolder, RunFolderError, RunFolderWriteError
 from sngan_gluon.signals import Interrupted
 from sngan_gluon.trainer import GANTrainer
 
@@ -182,7 +183,6 @@ def finished_run(_finished_run_template, tmp_path):
 
 
 def _edit_state(path, **changes):
-    import json
     file = os.path.join(path, "state.json")
     with open(file) as f:
         state = json.load(f)
@@ -371,3 +371,274 @@ def test_a_parameter_file_cut_short_when_closed_fails_the_save(dataset, tmp_path
         resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         signal.signal(signal.SIGXFSZ, previous)
     assert os.listdir(str(tmp_path / "checkpoints")) == []
+
+
+# ------------------------------------------------------------------ whose folder it is
+
+def _tree(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    found = {}
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def test_a_folder_of_the_users_files_is_refused_and_left_as_it_was(dataset, tmp_path):
+    out = tmp_path / "mine"
+    (out / "samples").mkdir(parents=True)
+    (out / "config.json").write_text('{"mine": true}')
+    (out / "log.csv").write_text("a,b\n1,2\n")
+    (out / "samples" / "iter_0000002.png").write_bytes(b"my picture")
+    before = _tree(str(out))
+    with pytest.raises(RunFolderError, match="holds 3 file.s. that no sngan_gluon run wrote "
+                                             r"\(config.json, log.csv, samples\)"):
+        GANTrainer(_config(iterations=2), dataset=dataset).train(str(out))
+    assert _tree(str(out)) == before  # not even a lock file
+
+
+def test_out_dir_root_and_foreign_folders_are_refused_in_one_line(tmp_path, capsys):
+    from sngan_gluon.cli import train as train_cli
+    from sngan_gluon.run_folder import folder_problem
+    assert "no sngan_gluon run wrote" in folder_problem("/")
+    assert folder_problem(str(tmp_path / "new")) is None
+    assert folder_problem(str(tmp_path)) is None  # empty
+    (tmp_path / "notes.txt").write_text("mine")
+    code = train_cli.main(["--dataset", "synthetic", "--out-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [
+        "error: --out-dir %s holds 1 file(s) that no sngan_gluon run wrote (notes.txt): train "
+        "into a new or empty folder" % tmp_path]
+    assert os.listdir(str(tmp_path)) == ["notes.txt"]
+
+
+def _iterations(csv_path):
+    with open(csv_path) as f:
+        lines = f.read().splitlines()
+    return lines[0].split(",")[0], [int(line.split(",")[0]) for line in lines[1:]]
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_started_afresh(dataset, tmp_path, capsys):
+    """Its rows, sigmas and samples are gone: nothing of the old run mixes with the new."""
+    out = str(tmp_path / "run")
+    first = GANTrainer(_config(iterations=6, log_every=2, sample_every=2), dataset=dataset)
+
+    def crash(tr):
+        if tr.iteration == 4:
+            raise RuntimeError("killed")
+
+    first.extend(crash, every=1)
+    with pytest.raises(RuntimeError, match="killed"):
+        first.train(out)
+    assert _iterations(os.path.join(out, "log.csv"))[1] == [2, 4]
+    assert ckpt.list_checkpoints(os.path.join(out, "checkpoints")) == []
+    GANTrainer(_config(iterations=6, log_every=2), dataset=dataset).train(out)
+    assert "stopped before its first checkpoint; starting afresh" in capsys.readouterr().err
+    assert _iterations(os.path.join(out, "log.csv")) == ("iteration", [2, 4, 6])
+    assert _iterations(os.path.join(out, "sigmas.csv")) == ("iteration", [2, 4, 6])
+    assert os.listdir(os.path.join(out, "samples")) == ["iter_0000006.png"]
+
+
+# ------------------------------------------------------------------ damaged checkpoints fall back
+
+def _truncate(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+
+
+def _other_architecture_discriminator(path):
+    import mxnet as mx
+    from sngan_gluon.models import get_discriminator
+    net = get_discriminator("resnet", image_size=32, num_classes=0, channels=3)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(path)
+
+
+def _damaged_aside(run):
+    aside = [n for n in os.listdir(os.path.join(run, "checkpoints")) if n.startswith("damaged-")]
+    assert len(aside) == 1
+    return os.listdir(os.path.join(run, "checkpoints", aside[0]))
+
+
+@pytest.mark.parametrize("tool", ["train", "generate", "spectra_report"])
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_older_one_used(
+        dataset, finished_run, capsys, tool):
+    """A truncated generator.params (generate) or a discriminator.params of another
+    architecture (train, spectra_report): the tool warns, moves the newest checkpoint to
+    damaged-* and uses iter_0000002."""
+    from sngan_gluon.sampling import LoadedGenerator
+    from sngan_gluon.spectra import load_discriminator
+    newest = os.path.join(finished_run, "checkpoints", "iter_0000004")
+    if tool == "spectra_report":
+        _other_architecture_discriminator(os.path.join(newest, "discriminator.params"))
+        used = load_discriminator(finished_run)[1]["path"]
+    elif tool == "generate":
+        _truncate(os.path.join(newest, "generator.params"))
+        gen = LoadedGenerator(finished_run)
+        used = gen.path
+        assert gen.iteration == 2 and gen.sample(2).shape == (2, 32, 32, 3)
+    else:
+        _other_architecture_discriminator(os.path.join(newest, "discriminator.params"))
+        trainer = GANTrainer(_config(iterations=5), dataset=dataset)
+        ran = []
+        trainer.extend(lambda tr: ran.append(tr.iteration), every=1)
+        trainer.train(finished_run, resume=finished_run)
+        assert ran == [3, 4, 5]
+        used = os.path.join(os.path.dirname(newest), "iter_%07d" % (ran[0] - 1))
+        assert [it for it, _ in ckpt.list_checkpoints(os.path.dirname(newest))] == [2, 5]
+    assert used.endswith("iter_0000002")
+    err = capsys.readouterr().err
+    assert "iter_0000004" in err and "moved to" in err and "using %s instead" % used in err
+    assert _damaged_aside(finished_run) == ["iter_0000004"]
+
+
+def test_an_explicit_damaged_checkpoint_is_refused_not_replaced(finished_run):
+    from sngan_gluon.sampling import LoadedGenerator
+    newest = os.path.join(finished_run, "checkpoints", "iter_0000004")
+    _truncate(os.path.join(newest, "generator.params"))
+    with pytest.raises(ckpt.DamagedCheckpoint, match="cannot load .*generator.params"):
+        LoadedGenerator(newest)
+    assert os.path.isdir(newest)
+
+
+# ------------------------------------------------------------------ one line, not a traceback
+
+def test_a_negative_seed_is_one_line(capsys):
+    from sngan_gluon.cli import train as train_cli
+    assert train_cli.main(["--dataset", "synthetic", "--seed", "-1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --seed must be an integer in 0..4294966, got -1"]
+
+
+@pytest.mark.parametrize("error", [MemoryError(), "mxnet"])
+def test_memory_running_out_at_a_step_is_one_line_and_keeps_checkpoints(
+        dataset, tmp_path, monkeypatch, capsys, error):
+    import mxnet as mx
+    from sngan_gluon.cli import train as train_cli
+    from sngan_gluon.updater import Updater
+    if error == "mxnet":  # what oneDNN says under ulimit -v
+        error = mx.base.MXNetError("Traceback (most recent call last):\n  File \"x\"\n"
+                                   "MXNetError: could not execute a primitive")
+    update = Updater.update
+
+    def short_of_memory(self):
+        if self.iteration == 3:
+            raise error
+        return update(self)
+
+    monkeypatch.setattr(Updater, "update", short_of_memory)
+    out = str(tmp_path / "run")
+    code = train_cli.main(["--dataset", "synthetic", "--batch-size", "8", "--iterations", "6",
+                           "--checkpoint-every", "2", "--quiet", "--out-dir", out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith("error: ran out of memory at iteration 4 (")
+    assert "the checkpoints written before are intact (newest: %s)" % os.path.join(
+        out, "checkpoints", "iter_0000002") in err[0]
+    assert [it for it, _ in ckpt.list_checkpoints(os.path.join(out, "checkpoints"))] == [2]
+
+
+def test_memory_running_out_at_a_checkpoint_write_is_one_line(dataset, tmp_path, monkeypatch):
+    saves = []
+    state = ckpt.trainer_state
+
+    def short_of_memory(trainer):
+        saves.append(trainer.iteration)
+        if len(saves) == 2:
+            raise MemoryError()
+        return state(trainer)
+
+    monkeypatch.setattr(ckpt, "trainer_state", short_of_memory)
+    out = str(tmp_path / "run")
+    with pytest.raises(RunFolderWriteError, match="cannot write a checkpoint in %s: out of "
+                       "memory .*intact .newest: .*iter_0000002" % out):
+        GANTrainer(_config(iterations=6, checkpoint_every=2), dataset=dataset).train(out)
+    assert [it for it, _ in ckpt.list_checkpoints(os.path.join(out, "checkpoints"))] == [2]
+
+
+def test_an_unwritable_checkpoints_folder_is_found_before_the_first_iteration(
+        dataset, tmp_path, monkeypatch):
+    """``chattr +i`` where the file system has it; else every mkdir in it fails alike."""
+    out = tmp_path / "run"
+    folder = out / "checkpoints"
+    folder.mkdir(parents=True)
+    (out / MARKER_FILE).touch()  # a run folder of ours
+    immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0 \
+        if shutil.which("chattr") else False
+    if not immutable:
+        mkdir = os.mkdir
+
+        def refuse(path, *args, **kwargs):
+            if os.path.dirname(os.path.abspath(path)) == str(folder):
+                raise PermissionError(1, "Operation not permitted", path)
+            return mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "mkdir", refuse)
+    trainer = GANTrainer(_config(iterations=4, checkpoint_every=2), dataset=dataset)
+    try:
+        with pytest.raises(RunFolderError, match="cannot write checkpoints into %s: Operation "
+                                                 "not permitted" % folder):
+            trainer.train(str(out))
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+    assert trainer.iteration == 0
+
+
+# ------------------------------------------------------------------ file modes
+
+def test_files_follow_the_umask(dataset, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        out = str(tmp_path / "run")
+        GANTrainer(_config(iterations=2, log_every=1), dataset=dataset).train(out)
+    finally:
+        os.umask(previous)
+    for name in ("config.json", "log.csv", "loss.png", "sigmas.csv", "sigma.png",
+                 os.path.join("samples", "iter_0000002.png")):
+        assert oct(os.stat(os.path.join(out, name)).st_mode & 0o777) == oct(0o640), name
+
+
+# ------------------------------------------------------------------ a changed dataset
+
+def _image_folder(root, count):
+    import cv2
+    rng = np.random.RandomState(7)
+    os.makedirs(root, exist_ok=True)
+    for i in range(count):
+        assert cv2.imwrite(os.path.join(root, "%03d.png" % i),
+                           rng.randint(0, 256, (32, 32, 3)).astype(np.uint8))
+
+
+def test_a_resume_on_a_changed_dataset_says_so_and_goes_on_only_when_asked(tmp_path, capsys):
+    from sngan_gluon.data import get_dataset
+    images, out = str(tmp_path / "images"), str(tmp_path / "run")
+    _image_folder(images, 40)
+    config = _config(dataset="folder", data_path=images, iterations=2, checkpoint_every=2)
+    before = get_dataset("folder", root=images, image_size=32)
+    GANTrainer(config, dataset=before).train(out)
+    recorded = ckpt.read_state(os.path.join(out, "checkpoints", "iter_0000002"))["dataset"]
+    assert recorded["count"] == 40 and recorded == before.identity
+    with open(os.path.join(out, "dataset.json")) as f:
+        assert json.load(f) == before.identity
+    for i in (3, 17):  # 2 of 40 images deleted: the data position still looks right
+        os.remove(os.path.join(images, "%03d.png" % i))
+    after = get_dataset("folder", root=images, image_size=32)
+    config.iterations = 4
+    with pytest.raises(ckpt.CheckpointError) as info:
+        GANTrainer(config, dataset=after).train(out, resume=out)
+    message = str(info.value)
+    assert "the dataset changed since checkpoint" in message and "damaged" not in message
+    assert "40 images of folder" in message and "38 images of folder" in message
+    assert "--accept-changed-data" in message and "\n" not in message
+    assert [it for it, _ in ckpt.list_checkpoints(os.path.join(out, "checkpoints"))] == [2]
+    capsys.readouterr()
+    trainer = GANTrainer(config, dataset=after)
+    trainer.train(out, resume=out, accept_changed_data=True)
+    assert trainer.iteration == 4 and "the dataset changed since" in capsys.readouterr().err
+    assert ckpt.read_state(trainer.last_checkpoint)["dataset"] == after.identity

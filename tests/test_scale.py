@@ -1,7 +1,7 @@
 """Scale-out: several devices on one machine, several workers on a dist_sync kvstore.
 
 The in-process tests compare 2 CPU contexts with 1 context. The distributed
-tests run real jobs on 127.0.0.1 through :func:`sngan_gluon.launch.launch_local`
+tests run real jobs on 127.0.0.1 through :func:`sngan_gluon.launcher.launch_local`
 (1 scheduler, 1 server, 2 workers), each worker running ``train.py``'s
 ``main()`` under a small wrapper (``WORKER`` below) that records, without
 changing what is computed: every file-system write under the run folder (a
@@ -25,7 +25,7 @@ from mxnet import gluon, nd
 from mxnet.gluon import nn
 
 from sngan_gluon import checkpoint as ckpt
-from sngan_gluon import launch
+from sngan_gluon import launcher
 from sngan_gluon.cli import train as train_cli
 from sngan_gluon.config import ConfigError, TrainConfig
 from sngan_gluon.trainer import GANTrainer
@@ -293,8 +293,8 @@ def _run_job(tmp_path, tag, args, timeout=120, **env):
                 "SCALE_RUN_DIR": str(tmp_path / "run"), "OMP_NUM_THREADS": "1"}, **env)
     start = time.monotonic()
     try:
-        code = launch.launch_local([sys.executable, str(script)] + args, num_workers=2,
-                                   num_servers=1, timeout=timeout, env=env, cwd=str(tmp_path))
+        code = launcher.launch_local([sys.executable, str(script)] + args, num_workers=2,
+                                     num_servers=1, timeout=timeout, env=env, cwd=str(tmp_path))
     finally:
         left = _left_running(marker)
         for pid in left:  # ours: they carry this job's marker
@@ -361,9 +361,9 @@ def test_dist_sync_workers_agree_read_disjoint_shards_and_only_rank_0_writes(
     assert workers[1]["writes"] == []
     assert workers[0]["writes"]
     run = tmp_path / "run"
-    assert sorted(os.listdir(run)) == [".lock", "checkpoints", "config.json", "fixed_noise.npz",
-                                       "log.csv", "loss.png", "samples", "sigma.png",
-                                       "sigmas.csv"]
+    assert sorted(os.listdir(run)) == [".lock", ".sngan_gluon-run", "checkpoints", "config.json",
+                                       "dataset.json", "fixed_noise.npz", "log.csv", "loss.png",
+                                       "samples", "sigma.png", "sigmas.csv"]
     assert sorted(os.listdir(run / "checkpoints")) == ["iter_0000002", "iter_0000003"]
     assert len((run / "log.csv").read_text().splitlines()) == 1 + 3
     out = capfd.readouterr().out

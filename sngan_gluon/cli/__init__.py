@@ -1,19 +1,14 @@
 """Command-line front ends: they parse flags and call the package, nothing else.
 
-The exit codes, the one-line-error parser and the help formatter that every
-CLI shares live here.
+The one-line-error parser and the help formatter that every CLI shares live
+here, with the exit codes (defined in :mod:`sngan_gluon.exit_codes`, where the
+launcher reads them too).
 """
 import argparse
 import math
 
-#: A flag, a file or a setting the user gave is wrong (argparse's own code).
-EXIT_USER_ERROR = 2
-#: The work itself failed (training diverged, a worker died).
-EXIT_FAILED = 1
-#: A time limit ran out (as coreutils' ``timeout``).
-EXIT_TIMEOUT = 124
-#: Stopped by Ctrl-C or a termination signal (128 + SIGINT).
-EXIT_INTERRUPTED = 130
+from ..exit_codes import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT,  # noqa: F401
+                          EXIT_USER_ERROR)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,14 +1,13 @@
 """``python -m sngan_gluon.launch``: the command line of the distributed-job launcher.
 
-Parses flags and hands them to :mod:`sngan_gluon.launch`, which starts and
+Parses flags and hands them to :mod:`sngan_gluon.launcher`, which starts and
 supervises the scheduler, servers and workers (see its docstring for the
 protocol and the modes). Bad input ends in one line and exit code 2.
 """
 import argparse
-import signal
 import sys
 
-from .. import launch
+from .. import launcher
 from . import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, finite_float
 
 
@@ -26,7 +25,7 @@ def build_parser():
                         help="number of servers (default: the number of workers)")
     parser.add_argument("--port", type=int,
                         help="scheduler port (default: a free one locally, %d with --hosts)"
-                             % launch.DEFAULT_HOSTS_PORT)
+                             % launcher.DEFAULT_HOSTS_PORT)
     parser.add_argument("--timeout", type=finite_float,
                         help="stop the whole job after this many seconds (exit code 124; "
                              "default: no limit)")
@@ -61,7 +60,7 @@ def _parse_env(pairs):
 
 def _print_commands(lines):
     """Print the lines grouped by host, in the hosts file's order."""
-    names = launch.process_names(lines)
+    names = launcher.process_names(lines)
     for host in dict.fromkeys(host for host, _, _ in lines):
         print("# ---- %s" % host)
         for (where, _, line), name in zip(lines, names):
@@ -74,7 +73,7 @@ def _check_args(args, command):
     """Raise ValueError naming the first bad flag."""
     if not command:
         raise ValueError("no worker command given (put it after --)")
-    launch.check_sizes(args.num_workers, args.num_workers if args.num_servers is None
+    launcher.check_sizes(args.num_workers, args.num_workers if args.num_servers is None
                        else args.num_servers)
     if args.port is not None and not 0 < args.port < 65536:
         raise ValueError("--port must be in 1..65535, got %d" % args.port)
@@ -93,12 +92,13 @@ def main(argv=None):
         env = _parse_env(args.env)
         if args.hosts is not None:
             try:
-                hosts = launch.read_hosts(args.hosts)
+                hosts = launcher.read_hosts(args.hosts)
             except OSError as err:
                 raise ValueError("cannot read hosts file %s: %s" % (args.hosts, err.strerror))
-            lines = launch.host_commands(hosts, command, args.num_workers, args.num_servers,
-                                         args.port or launch.DEFAULT_HOSTS_PORT, args.workdir,
-                                         args.python, env)
+            lines = launcher.host_commands(hosts, command, args.num_workers,
+                                           args.num_servers,
+                                           args.port or launcher.DEFAULT_HOSTS_PORT,
+                                           args.workdir, args.python, env)
     except ValueError as err:
         sys.stderr.write("error: %s\n" % err)
         return EXIT_USER_ERROR
@@ -106,22 +106,18 @@ def main(argv=None):
     if args.hosts is not None and not args.ssh:
         _print_commands(lines)
         return 0
-    # SIGTERM unwinds like Ctrl-C, so the job is stopped on the way out.
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    try:
+    try:  # Ctrl-C, SIGTERM, SIGHUP while the job runs: the launcher stops it in order
         if args.hosts is None:
-            return launch.launch_local(command, args.num_workers, args.num_servers, args.port,
-                                       args.timeout, env, python=args.python)
-        return launch.launch_hosts(lines, args.timeout)
+            return launcher.launch_local(command, args.num_workers, args.num_servers,
+                                         args.port, args.timeout, env, python=args.python)
+        return launcher.launch_hosts(lines, args.timeout)
     except OSError as err:  # the command or ssh could not be started
         sys.stderr.write("error: cannot start %s: %s\n"
                          % (err.filename or "a process", err.strerror or err))
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        launch.say("interrupted; the job was stopped")
+    except KeyboardInterrupt:  # before the job started
+        launcher.say("interrupted; the job was stopped")
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,9 @@ def build_parser(suppress_defaults=False):
                      help="local weights file of the feature network (offline)")
     out.add_argument("--resume", default=d(None),
                      help="continue a run: its folder or one of its checkpoint folders")
+    out.add_argument("--accept-changed-data", action="store_true", default=d(False),
+                     help="with --resume: go on although the dataset's images changed since "
+                          "the checkpoint (refused otherwise; no longer bit for bit)")
     out.add_argument("--tensorboard", action="store_true", default=d(False),
                      help="also write the losses, learning rate, D's outputs, layer sigmas, "
                           "IS/FID and sample grids as TensorBoard events to "
@@ -175,7 +178,7 @@ def build_parser(suppress_defaults=False):
 
 
 def make_config(argv=None):
-    """Flags -> (TrainConfig, resume checkpoint or None, out_dir or None).
+    """Flags -> (TrainConfig, --resume's checkpoint or run folder or None, out_dir or None).
 
     A new run's config records the image side it trains at (``--image-size``,
     or the one :meth:`TrainConfig.resolved_image_size` picks).
@@ -184,6 +187,7 @@ def make_config(argv=None):
     from ..trainer import config_from_checkpoint
     args = vars(build_parser().parse_args(argv))
     explicit = vars(build_parser(suppress_defaults=True).parse_args(argv))
+    explicit.pop("accept_changed_data", None)  # how to resume, not a setting of the run
     resume = args.pop("resume")
     out_dir = args.get("out_dir")
     if resume:
@@ -202,7 +206,8 @@ def make_config(argv=None):
                                                for k in config_mod.RESUMABLE_OVERRIDES)))
         if out_dir is None:  # where the checkpoint is now, even if the run was moved
             out_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt_path)))
-        return config.validate(), ckpt_path, out_dir
+        # the trainer loads it: from a run folder, the newest checkpoint that loads
+        return config.validate(), resume, out_dir
     setting = args.pop("setting")
     config = TrainConfig()
     if setting:
@@ -255,12 +260,14 @@ def _train(argv, job):
     from ..data import DatasetError
     from ..extensions import TrainingError
     from ..metrics import MetricsError
-    from ..run_folder import RunFolderError, RunFolderWriteError
+    from ..run_folder import RunFolderError, RunFolderWriteError, folder_problem
     from ..trainer import GANTrainer, default_out_dir
     try:
         config, resume, out_dir = make_config(argv)
         out_dir = out_dir or default_out_dir(config)
         config.out_dir = out_dir
+        if folder_problem(out_dir, resume):  # before any work; RunFolder.open checks again
+            raise RunFolderError(folder_problem(out_dir, resume))
         if config.kvstore.startswith("dist"):
             import mxnet as mx
             job["kvstore"] = mx.kv.create(config.kvstore)
@@ -268,11 +275,15 @@ def _train(argv, job):
         # only rank 0 evaluates (and loads the feature network)
         evaluator = _evaluator_for(config) if kvstore is None or kvstore.rank == 0 else None
         trainer = GANTrainer(config, kvstore=kvstore)
-        trainer.train(out_dir, resume=resume, evaluator=evaluator)
+        accept = build_parser().parse_args(argv).accept_changed_data
+        trainer.train(out_dir, resume=resume, evaluator=evaluator, accept_changed_data=accept)
     except (ConfigError, DatasetError, CheckpointError, MetricsError, RunFolderError) as err:
         return _fail("error: %s" % err, EXIT_USER_ERROR)
     except (TrainingError, RunFolderWriteError) as err:
         return _fail("error: %s" % err, EXIT_FAILED)
+    except MemoryError:  # before the loop (the dataset, the networks): nothing was saved
+        return _fail("error: ran out of memory before the first iteration; try a smaller "
+                     "--batch-size or --image-size", EXIT_FAILED)
     except KeyboardInterrupt as err:
         return _fail(_interrupted_message(err), EXIT_INTERRUPTED)
     if trainer.is_chief:

@@ -23,15 +23,22 @@ class ImageDataset(gluon.data.Dataset):
         Number of classes, 0 for unlabelled data.
     name : str
         The dataset's name, for messages.
+    identity : dict, optional
+        What a checkpoint records of the data it was trained on: ``dataset``,
+        ``part`` (``[index, count]``), ``count`` (these images) and ``digest`` (of
+        their pixels, :func:`~sngan_gluon.fileio.array_digest`); None when unknown
+        (a dataset built by hand).
+    part : (int, int)
+        ``(index, count)``: these are images ``index, index + count, ...`` of the split.
 
     Attributes
     ----------
-    images, labels, num_classes, name, image_size (S), channels (C).
+    images, labels, num_classes, name, identity, part, image_size (S), channels (C).
 
     ``dataset[i]`` is ``(images[i], labels[i])``: uint8 (S, S, C) and an int32 scalar.
     """
 
-    def __init__(self, images, labels, num_classes, name="custom"):
+    def __init__(self, images, labels, num_classes, name="custom", identity=None, part=(0, 1)):
         images = np.ascontiguousarray(images)
         labels = np.ascontiguousarray(labels, dtype=np.int32)
         if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != images.shape[2]
@@ -46,6 +53,7 @@ class ImageDataset(gluon.data.Dataset):
                                % (num_classes - 1, labels.min(), labels.max()))
         self.images, self.labels = images, labels
         self.num_classes, self.name = int(num_classes), name
+        self.identity, self.part = identity, tuple(part)
 
     @property
     def image_size(self):

@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..fileio import atomic_path
+from ..fileio import array_digest, atomic_path
 from .dataset import DatasetError
 from .pixels import opencv, resize_one, set_channels
 
-__all__ = ["IMAGE_EXTENSIONS", "FolderCache", "load_folder", "image_bytes", "format_bytes",
-           "available_memory", "check_memory"]
+__all__ = ["IMAGE_EXTENSIONS", "FolderCache", "load_folder", "list_images", "read_image",
+           "image_bytes", "format_bytes", "available_memory", "check_memory"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -75,9 +75,11 @@ class FolderCache:
 
     One ``.npy`` array per (folder, size, channels), uint8 (N, S, S, C) in the
     order of the sorted file list, beside a JSON manifest of that list with
-    each file's size and modification time. A later run whose listing and
-    stats match the manifest memory-maps the array instead of decoding again;
-    any added, removed or changed file makes it decode afresh.
+    each file's size and modification time, and the array's digest
+    (:func:`~sngan_gluon.fileio.array_digest`). A later run whose listing and
+    stats match the manifest memory-maps the array instead of decoding again,
+    once its contents match the digest; any added, removed or changed file, or
+    an array garbled on disk (with a warning), makes it decode afresh.
 
     The cache lives in ``root/.sngan_gluon_cache`` (hidden, so never listed as
     images); where ``root`` is not writable, in
@@ -94,7 +96,7 @@ class FolderCache:
         Side and channels of the decoded images.
     """
 
-    VERSION = 1
+    VERSION = 2  # 2: the manifest holds the array's digest
     FOLDER_NAME = ".sngan_gluon_cache"
 
     def __init__(self, root, files, size, channels):
@@ -115,13 +117,21 @@ class FolderCache:
             return None
         try:
             with open(self.manifest_path) as f:
-                if json.load(f) != self._manifest():
-                    return None
+                manifest = json.load(f)
+            digest = manifest.pop("digest", None)
+            if manifest != self._manifest():
+                return None
             images = np.load(self.array_path, mmap_mode="r")
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             return None
         shape = (len(self.entries), self.size, self.size, self.channels)
-        return images if images.shape == shape and images.dtype == np.uint8 else None
+        if images.shape != shape or images.dtype != np.uint8:
+            return None
+        if array_digest(images) != digest:
+            warnings.warn("the cached images %s do not match their manifest (damaged on disk?): "
+                          "decoding the folder again" % self.array_path, stacklevel=3)
+            return None
+        return images
 
     def save(self, images):
         """Write ``images`` and then the manifest; a failure (disk full) only warns."""
@@ -131,7 +141,7 @@ class FolderCache:
             with atomic_path(self.array_path) as tmp:
                 np.save(tmp, images)
             with atomic_path(self.manifest_path) as tmp, open(tmp, "w") as f:
-                json.dump(self._manifest(), f)
+                json.dump(dict(self._manifest(), digest=array_digest(images)), f)
         except OSError as err:
             warnings.warn("cannot cache the decoded images in %s (%s): they will be decoded "
                           "again next time" % (self.folder, err), stacklevel=3)
@@ -162,8 +172,11 @@ def _file_stat(path):
 
 # --------------------------------------------------------------------------- folder
 
-def _list_images(root):
+def list_images(root):
     """Image paths under ``root``, relative and sorted; hidden files and folders skipped.
+
+    The one listing of an image folder: training (``--dataset folder``) and
+    ``sngan-evaluate --images/--real`` read the same files in the same order.
 
     Symbolic links to folders are followed, but every real folder is read once,
     under the first name met: a link back to a parent (a loop) or a second link
@@ -212,8 +225,14 @@ def _is_truncated_jpeg(data):
     return last_scan < 0 or data.find(b"\xff\xd9", last_scan + 2) < 0
 
 
-def _decode(path, size):
-    """One image file -> uint8 (size, size, 3) RGB: centre square crop, then resize."""
+def read_image(path):
+    """One image file -> uint8 (H, W, 3) RGB, as every tool reads a folder's files.
+
+    OpenCV decodes it (8 bits a channel; greyscale repeated into RGB, as
+    torch-fidelity's PIL ``convert('RGB')`` does; an alpha channel dropped). A
+    file that cannot be decoded, or a truncated JPEG, raises a DatasetError
+    naming it.
+    """
     cv2 = opencv()
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -224,11 +243,17 @@ def _decode(path, size):
     if image is None:
         raise DatasetError("cannot read image %s (unreadable, truncated or corrupt): fix or "
                            "remove it" % path)
+    return np.ascontiguousarray(image[:, :, ::-1])  # OpenCV decodes BGR
+
+
+def _decode(path, size):
+    """One image file -> uint8 (size, size, 3) RGB: centre square crop, then resize."""
+    image = read_image(path)
     height, width = image.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    square = image[top:top + side, left:left + side, ::-1]  # OpenCV decodes BGR
-    return resize_one(cv2, np.ascontiguousarray(square), size)
+    square = image[top:top + side, left:left + side]
+    return resize_one(opencv(), np.ascontiguousarray(square), size)
 
 
 def _decode_all(root, files, size, channels):
@@ -246,7 +271,7 @@ def load_folder(root, train, shard, size, download, channels):
     if not os.path.isdir(root):
         raise DatasetError("image folder %r does not exist: pass the folder holding your images "
                            "as root (--data-path)" % root)
-    files = _list_images(root)
+    files = list_images(root)
     if not files:
         raise DatasetError("no images (%s) found under %r: put your images there, optionally one "
                            "sub-folder per class" % (", ".join(IMAGE_EXTENSIONS), root))

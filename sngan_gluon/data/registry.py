@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 
+from ..fileio import array_digest
 from .dataset import DatasetError, ImageDataset
 from .folder import load_folder
 from .pixels import resize, set_channels
@@ -52,7 +53,10 @@ def get_dataset(name, root="data", image_size=None, channels=3, train=True,
     Returns
     -------
     ImageDataset
-        ``images`` uint8 (N, S, S, C), ``labels`` int32 (N,).
+        ``images`` uint8 (N, S, S, C), ``labels`` int32 (N,); ``identity``: the
+        name, part, image count and pixel digest of these images, which a
+        checkpoint records so that a resume notices a changed dataset; ``part``
+        ``(part_index, num_parts)``.
 
     Raises
     ------
@@ -82,7 +86,10 @@ def get_dataset(name, root="data", image_size=None, channels=3, train=True,
         raise DatasetError("shard %d of %d of %s is empty: the split has fewer than %d images"
                            % (part_index, num_parts, key, num_parts))
     images = set_channels(resize(images, int(size)), channels)
-    return ImageDataset(images, labels, num_classes, key)
+    part = (int(part_index), int(num_parts))
+    identity = {"dataset": key, "part": list(part), "count": len(images),
+                "digest": array_digest(images)}
+    return ImageDataset(images, labels, num_classes, key, identity=identity, part=part)
 
 
 def dataset_key(name):
