@@ -29,6 +29,7 @@ import mxnet as mx
 from mxnet import nd
 
 from . import checkpoint as ckpt
+from . import devices
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
 from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
@@ -46,22 +47,7 @@ from .updater import EMA, Updater
 
 def get_contexts(config):
     """The devices to train on: ``config.gpus`` / ``use_gpu``, else ``config.cpus`` CPU contexts."""
-    if config.gpus or config.use_gpu:
-        try:
-            available = mx.context.num_gpus()
-        except mx.base.MXNetError:
-            available = 0
-        if available == 0:
-            raise ConfigError("--use-gpu/--gpus: MXNet sees no GPU (this is a CPU-only build "
-                              "or no CUDA device is visible); install a CUDA build such as "
-                              "`pip install mxnet-cu112==1.9.1` or train without --use-gpu")
-        gpus = config.gpus or [0]
-        bad = [g for g in gpus if g >= available]
-        if bad:
-            raise ConfigError("--gpus %s: only %d GPU(s) visible (ids 0..%d)"
-                              % (",".join(map(str, bad)), available, available - 1))
-        return [mx.gpu(g) for g in gpus]
-    return [mx.cpu(i) for i in range(config.cpus)]
+    return devices.contexts(use_gpu=config.use_gpu, gpus=config.gpus, cpus=config.cpus)
 
 
 def build_networks(config, ctxs, image_size, channels, num_classes):
