@@ -15,7 +15,13 @@ In a scratch virtual environment (made by this script, deleted at the end unless
    the file it resolved to (``dlinfo``); the driver's ``libcuda.so.1`` is the one
    expected to be missing;
 3. ``import sngan_gluon`` in another fresh interpreter: it must fail on the missing
-   driver alone, with the package's one-line message.
+   driver alone, with the package's one-line message;
+4. where a C compiler is at hand, the same with a stand-in driver: a ``libcuda.so.1``
+   compiled here that exports the driver functions ``libmxnet.so`` imports (``nm -D``)
+   and answers every call with CUDA_ERROR_NO_DEVICE, as a driver on a machine
+   without a GPU would. Then ``import sngan_gluon`` must load MXNet's CUDA build
+   (every symbol bound), ``python -m sngan_gluon.doctor`` must report it, and
+   ``sngan-train --use-gpu`` must stop with one line saying CUDA sees no GPU.
 
 Exit status 0 when all three hold. Not part of the test suite: the extra is
 about 2.5 GB.
@@ -54,7 +60,8 @@ needed = [line.split("[")[1].split("]")[0] for line in dynamic.splitlines()
           if "(NEEDED)" in line]
 runpath = [line.split("[")[1].split("]")[0] for line in dynamic.splitlines()
            if "(RUNPATH)" in line or "(RPATH)" in line]
-runpath_dirs = [d.replace("$ORIGIN", os.path.dirname(libmxnet))
+origin = os.path.dirname(libmxnet)
+runpath_dirs = [d.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
                 for entry in runpath for d in entry.split(":")]
 rows = []
 for name in needed:
@@ -109,21 +116,75 @@ def distribution_sizes(python):
                                      check=True).stdout)
 
 
+STUB = """/* A stand-in for the NVIDIA driver's libcuda.so.1 on a machine without a GPU. */
+int cuDriverGetVersion(int *version) { *version = 11080; return 0; }
+int cuDeviceGetCount(int *count) { *count = 0; return 0; }
+"""
+
+
+def stub_driver_check(python, venv):
+    """Step 4: True where it holds (or where no compiler is at hand)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        print("no C compiler: step 4 skipped")
+        return True
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], stdout=subprocess.PIPE, text=True,
+                          check=True).stdout.strip()
+    undefined = subprocess.run(["nm", "-D", "--undefined-only",
+                                os.path.join(site, "mxnet", "libmxnet.so")],
+                               stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    symbols = sorted({s for s in undefined if re.match(r"^cu[A-Z]\w*$", s)}
+                     | {"cuInit", "cuDeviceGet"})
+    stub_dir = os.path.join(venv, "stub-driver")
+    os.makedirs(stub_dir, exist_ok=True)
+    source = os.path.join(stub_dir, "libcuda.c")
+    with open(source, "w") as f:
+        f.write(STUB + "".join("int %s(void) { return 100; }\n" % s for s in symbols
+                               if s not in ("cuDriverGetVersion", "cuDeviceGetCount")))
+    run([cc, "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o",
+         os.path.join(stub_dir, "libcuda.so.1"), source])
+    print("stand-in driver exports: %s" % ", ".join(symbols))
+    env = dict(os.environ, LD_LIBRARY_PATH=stub_dir)
+    ok = True
+    steps = [
+        ("import", [python, "-c", "import sngan_gluon, mxnet as mx; f = mx.runtime.Features(); "
+                    "print('MXNet', mx.__version__, 'CUDA' if f.is_enabled('CUDA') else 'CPU', "
+                    "'build; cuDNN', f.is_enabled('CUDNN'), '; NCCL', f.is_enabled('NCCL'))"], 0),
+        ("doctor", [python, "-m", "sngan_gluon.doctor"], 0),
+        ("train --use-gpu", [os.path.join(venv, "bin", "sngan-train"), "--dataset", "synthetic",
+                             "--iterations", "1", "--out-dir", os.path.join(venv, "run"),
+                             "--use-gpu"], 2),
+    ]
+    for name, cmd, expected in steps:
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=venv, env=env)
+        print("\n== with the stand-in driver: %s (exit status %d)" % (name, result.returncode))
+        print("\n".join("  " + line for line in result.stdout.strip().splitlines()))
+        if result.returncode != expected:
+            print("FAIL: expected exit status %d" % expected)
+            ok = False
+    return ok
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--venv", help="scratch environment to make (default: a new folder "
-                        "under the system's temporary folder)")
+    parser.add_argument("--venv", help="the environment: made and filled here where it does "
+                        "not exist, reused (and kept) where it does (default: a new folder "
+                        "under the system's temporary folder, deleted at the end)")
     parser.add_argument("--keep", action="store_true", help="do not delete the environment")
     args = parser.parse_args()
-    made = args.venv is None
     venv = args.venv or tempfile.mkdtemp(prefix="sngan_gpu_check_")
-    if not made and os.path.exists(venv):
-        parser.error("--venv %s exists; give a new folder" % venv)
     python = os.path.join(venv, "bin", "python")
+    reuse = args.venv is not None and os.path.exists(python)
+    made = not reuse and (args.venv is None or not os.path.exists(venv))
     ok = True
     try:
-        run([sys.executable, "-m", "venv", venv])
-        run([python, "-m", "pip", "install", "--quiet", ".[gpu]"], cwd=ROOT)
+        if reuse:
+            print("reusing %s" % venv)
+        else:
+            run([sys.executable, "-m", "venv", venv])
+            run([python, "-m", "pip", "install", "--quiet", ".[gpu]"], cwd=ROOT)
         site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()"
                                "['purelib'])"], stdout=subprocess.PIPE, text=True,
                               check=True).stdout.strip()
@@ -164,6 +225,7 @@ def main():
             print("FAIL: expected the one line about the missing driver")
             print(result.stdout[-3000:])
             ok = False
+        ok = stub_driver_check(python, venv) and ok
         print("\n%s" % ("OK" if ok else "FAILED"))
     finally:
         if made and not args.keep:

@@ -21,7 +21,7 @@ from . import _cuda_libs, cuda_driver
 from .config import ConfigError
 
 __all__ = ["DeviceError", "KERNELS", "MXNetBuild", "mxnet_build", "has_kernels",
-           "supported_range", "kernel_problem", "contexts"]
+           "supported_range", "kernel_problem", "contexts", "sn_hybridize_kwargs"]
 
 #: The ``sm_XY`` kernels each known CUDA build of MXNet carries, as (X, Y).
 KERNELS = {"mxnet-cu117": ((5, 0), (6, 0), (7, 0), (8, 0), (8, 6))}
@@ -108,7 +108,7 @@ def contexts(use_gpu=False, gpus=(), cpus=1):
                           % (flag, _cuda_libs.DRIVER_LIBRARY, flag))
     if not found:
         raise DeviceError("%s: %s is MXNet's CUDA build, but CUDA sees no GPU on this machine "
-                          "(check CUDA_VISIBLE_DEVICES and nvidia-smi), or leave out %s"
+                          ": check CUDA_VISIBLE_DEVICES and nvidia-smi, or leave out %s"
                           % (flag, build.name, flag))
     ids = list(gpus) or [0]
     missing = [i for i in ids if i >= len(found)]
@@ -120,3 +120,21 @@ def contexts(use_gpu=False, gpus=(), cpus=1):
         if problem:
             raise DeviceError("%s: %s" % (flag, problem))
     return [mx.gpu(i) for i in ids]
+
+
+def sn_hybridize_kwargs(ctxs, engine_ordered=None):
+    """``hybridize()`` arguments for a network whose SN layers write ``u`` in-graph.
+
+    A ``static_alloc`` graph declares an input that an operator mutates as read
+    only, so the engine does not order the write of ``u`` before the next call's
+    read; on the CPU the layer's fence orders them through the parallel-random
+    resource (docs/spectral_norm.md, "Ordering the write"), which no rule keeps on
+    a GPU (cuDNN dropout holds other resources). Without ``static_alloc`` the graph
+    runs node by node through ``Imperative::InvokeOp``, whose ``SetDependency``
+    declares every mutated input (``FMutateInputs``) as written: the engine then
+    orders the write before every later read on any device. So off the CPU (and
+    wherever ``engine_ordered`` is True) the network is hybridized without it.
+    """
+    if engine_ordered is None:
+        engine_ordered = any(ctx.device_type != "cpu" for ctx in ctxs)
+    return {} if engine_ordered else dict(static_alloc=True, static_shape=True)

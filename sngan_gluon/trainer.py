@@ -50,9 +50,11 @@ def get_contexts(config):
     return devices.contexts(use_gpu=config.use_gpu, gpus=config.gpus, cpus=config.cpus)
 
 
-def build_networks(config, ctxs, image_size, channels, num_classes):
+def build_networks(config, ctxs, image_size, channels, num_classes, engine_ordered=None):
     """(G, D, G_ema or None), seeded from ``config.seed``, initialized (``config.init``),
-    every SN layer's ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized."""
+    every SN layer's ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized:
+    D without ``static_alloc`` on GPUs, or with ``engine_ordered`` (see
+    :func:`~sngan_gluon.devices.sn_hybridize_kwargs`)."""
     mx.random.seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
@@ -68,7 +70,8 @@ def build_networks(config, ctxs, image_size, channels, num_classes):
     for net in (G, D):
         apply_init(net, config.init)
         warm_up_sigma(net)  # u converged: the first step divides by the true sigma
-        net.hybridize(static_alloc=True, static_shape=True)
+    G.hybridize(static_alloc=True, static_shape=True)
+    D.hybridize(**devices.sn_hybridize_kwargs(ctxs, engine_ordered))
     G_ema = None
     if config.ema > 0:
         G_ema = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum,
