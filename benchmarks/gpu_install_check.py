@@ -1,4 +1,4 @@
-"""Check the ``[gpu]`` extra on a machine without a GPU: it installs, and only the driver is missing.
+"""Check the ``[gpu]`` extra without a GPU: it installs, and only the driver is missing.
 
 In a scratch virtual environment (made by this script, deleted at the end unless
 ``--keep``), ``pip install ".[gpu]"`` from the repository, then:

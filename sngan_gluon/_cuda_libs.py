@@ -158,7 +158,7 @@ def load_cuda_libraries(builds=None, paths=None):
     if not driver_present():
         raise MXNetBuildError(
             "%s %s is MXNet's CUDA build, but the NVIDIA driver is not installed "
-            "(%s not found): install the driver (>= 450.80.02), or use the CPU: "
+            "(%s not found): install the driver (>= 520), or use the CPU: "
             "pip uninstall -y %s && %s" % (cuda[0], builds[cuda[0]], DRIVER_LIBRARY, cuda[0], _CPU))
     return LOADED
 

@@ -42,7 +42,8 @@ def _check(result, call):
 
 
 def driver_versions():
-    """(driver release or None, highest CUDA version it runs, e.g. "12.4"); None without a driver."""
+    """(driver release or None, highest CUDA version it runs, e.g. "12.4"), or None
+    without a driver."""
     cuda = _libcuda()
     if cuda is None:
         return None

@@ -104,7 +104,7 @@ def contexts(use_gpu=False, gpus=(), cpus=1):
     found = cuda_driver.gpus()
     if found is None:
         raise DeviceError("%s: the NVIDIA driver is not installed (%s not found); install it "
-                          "(>= 450.80.02), or leave out %s"
+                          "(>= 520), or leave out %s"
                           % (flag, _cuda_libs.DRIVER_LIBRARY, flag))
     if not found:
         raise DeviceError("%s: %s is MXNet's CUDA build, but CUDA sees no GPU on this machine "

@@ -101,7 +101,7 @@ def _next(build, gpus, usable, problems):
             " (or --gpus %s)" % ",".join(map(str, usable)) if len(usable) > 1 else "")
     if build.cuda:
         if gpus is None:
-            return "install the NVIDIA driver (>= 450.80.02), or use the CPU build"
+            return "install the NVIDIA driver (>= 520), or use the CPU build"
         return ("MXNet's CUDA build sees no GPU: check nvidia-smi and CUDA_VISIBLE_DEVICES, or "
                 "use the CPU build")
     if gpus:
