@@ -107,8 +107,8 @@ def contexts(use_gpu=False, gpus=(), cpus=1):
                           "(>= 520), or leave out %s"
                           % (flag, _cuda_libs.DRIVER_LIBRARY, flag))
     if not found:
-        raise DeviceError("%s: %s is MXNet's CUDA build, but CUDA sees no GPU on this machine "
-                          ": check CUDA_VISIBLE_DEVICES and nvidia-smi, or leave out %s"
+        raise DeviceError("%s: %s is MXNet's CUDA build, but CUDA sees no GPU on this "
+                          "machine: check CUDA_VISIBLE_DEVICES and nvidia-smi, or leave out %s"
                           % (flag, build.name, flag))
     ids = list(gpus) or [0]
     missing = [i for i in ids if i >= len(found)]

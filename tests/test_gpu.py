@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -27,17 +26,20 @@ H100 = cuda_driver.GPU(0, "NVIDIA H100 80GB HBM3", 80 * GiB, (9, 0))
 RTX4090 = cuda_driver.GPU(1, "NVIDIA GeForce RTX 4090", 24 * GiB, (8, 9))
 
 
-def _distribution(name, version="1.9.1"):
-    return types.SimpleNamespace(metadata={"Name": name}, version=version)
-
-
 # ---- point 1: which MXNet is installed, and the preload -------------------------------
 
-def test_installed_builds_are_the_distributions_that_install_the_module_mxnet():
-    dists = [_distribution("mxnet"), _distribution("mxnet-cu117"), _distribution("MXNet_CU112"),
-             _distribution("mxnet-model-server", "1.0"), _distribution("numpy", "1.23.5")]
-    assert _cuda_libs.installed_builds(dists) == {"mxnet": "1.9.1", "mxnet-cu117": "1.9.1",
-                                                  "mxnet-cu112": "1.9.1"}
+def test_installed_builds_are_the_distributions_that_install_the_module_mxnet(tmp_path):
+    first, second = tmp_path / "site", tmp_path / "user"
+    for folder, names in ((first, ["mxnet-1.9.1.dist-info", "mxnet_cu117-1.9.1.dist-info",
+                                   "mxnet_model_server-1.0.dist-info", "mxnet", "numpy-1.23.5"
+                                   ".dist-info"]),
+                          (second, ["MXNet_CU112-1.8.0.post0.dist-info",
+                                    "mxnet-1.9.0-py3.11.egg-info"])):
+        for name in names:
+            (folder / name).mkdir(parents=True)
+    builds = _cuda_libs.installed_builds([str(first), str(tmp_path / "missing"), str(second)])
+    # the first folder on the path wins, as for imports
+    assert builds == {"mxnet": "1.9.1", "mxnet-cu117": "1.9.1", "mxnet-cu112": "1.8.0.post0"}
     assert [_cuda_libs.is_cuda_build(n) for n in ("mxnet", "mxnet-cu117")] == [False, True]
 
 
