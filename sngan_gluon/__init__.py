@@ -9,6 +9,10 @@ from ._threads import set_default_threads
 
 set_default_threads()  # before mxnet is imported: see _threads for why
 
+from ._cuda_libs import load_cuda_libraries  # noqa: E402
+
+load_cuda_libraries()  # before mxnet is imported: the CUDA build's libraries (_cuda_libs)
+
 from . import _compat  # noqa: F401,E402  (must run before anything imports mxnet)
 
 from . import losses  # noqa: E402

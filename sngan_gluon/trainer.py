@@ -29,6 +29,7 @@ import mxnet as mx
 from mxnet import nd
 
 from . import checkpoint as ckpt
+from . import devices
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
 from .extensions import Evaluate, LogReport, SampleGrid, Snapshot, TrainingError
@@ -46,27 +47,14 @@ from .updater import EMA, Updater
 
 def get_contexts(config):
     """The devices to train on: ``config.gpus`` / ``use_gpu``, else ``config.cpus`` CPU contexts."""
-    if config.gpus or config.use_gpu:
-        try:
-            available = mx.context.num_gpus()
-        except mx.base.MXNetError:
-            available = 0
-        if available == 0:
-            raise ConfigError("--use-gpu/--gpus: MXNet sees no GPU (this is a CPU-only build "
-                              "or no CUDA device is visible); install a CUDA build such as "
-                              "`pip install mxnet-cu112==1.9.1` or train without --use-gpu")
-        gpus = config.gpus or [0]
-        bad = [g for g in gpus if g >= available]
-        if bad:
-            raise ConfigError("--gpus %s: only %d GPU(s) visible (ids 0..%d)"
-                              % (",".join(map(str, bad)), available, available - 1))
-        return [mx.gpu(g) for g in gpus]
-    return [mx.cpu(i) for i in range(config.cpus)]
+    return devices.contexts(use_gpu=config.use_gpu, gpus=config.gpus, cpus=config.cpus)
 
 
-def build_networks(config, ctxs, image_size, channels, num_classes):
+def build_networks(config, ctxs, image_size, channels, num_classes, engine_ordered=None):
     """(G, D, G_ema or None), seeded from ``config.seed``, initialized (``config.init``),
-    every SN layer's ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized."""
+    every SN layer's ``u`` warmed up (:func:`~sngan_gluon.nn.warm_up`), and hybridized:
+    D without ``static_alloc`` on GPUs, or with ``engine_ordered`` (see
+    :func:`~sngan_gluon.devices.sn_hybridize_kwargs`)."""
     mx.random.seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
@@ -82,7 +70,8 @@ def build_networks(config, ctxs, image_size, channels, num_classes):
     for net in (G, D):
         apply_init(net, config.init)
         warm_up_sigma(net)  # u converged: the first step divides by the true sigma
-        net.hybridize(static_alloc=True, static_shape=True)
+    G.hybridize(static_alloc=True, static_shape=True)
+    D.hybridize(**devices.sn_hybridize_kwargs(ctxs, engine_ordered))
     G_ema = None
     if config.ema > 0:
         G_ema = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum,

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
-TEST_COMMAND = ('python3 -m venv .venv && . .venv/bin/activate && pip install ".[test]" '
+TEST_COMMAND = ('python3 -m venv .venv && . .venv/bin/activate && pip install ".[cpu,test]" '
                 '&& python -m pytest -q')
 OFFLINE_DATASETS = ("digits", "folder", "synthetic")
 NEEDS_NETWORK_OR_GPU = ("--use-gpu", "--gpus", "--sync-bn", "--kvstore", "--feature-net-params")
@@ -141,7 +141,7 @@ def runs(tmp_path_factory):
 def test_the_test_command_is_the_one_ci_runs():
     assert TEST_COMMAND in bash_lines()
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
-        assert 'pip install ".[test]" && python -m pytest -q' in f.read()
+        assert 'pip install ".[cpu,test]" && python -m pytest -q' in f.read()
 
 
 def test_the_first_command_installs_and_trains_on_the_digits():

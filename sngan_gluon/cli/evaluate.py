@@ -64,13 +64,11 @@ def main(argv=None, extractor=None):
     from ..checkpoint import CheckpointError
     from ..config import ConfigError
     from ..data import DatasetError
+    from ..devices import contexts
     from ..evaluation import evaluate
     from ..metrics import MetricsError
-    ctx = None
-    if args.use_gpu:
-        import mxnet as mx
-        ctx = mx.gpu(0)
     try:
+        ctx = contexts(use_gpu=args.use_gpu)[0]
         result = evaluate(checkpoint=args.checkpoint, images=args.images, real=args.real,
                           dataset=args.dataset, split=args.split, data_path=args.data_path,
                           num=args.num, protocol=args.protocol, feature_net=args.feature_net,

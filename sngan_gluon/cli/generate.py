@@ -45,6 +45,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from ..checkpoint import CheckpointError
     from ..config import ConfigError
+    from ..devices import contexts
     from ..fileio import atomic_path
     from ..sampling import LoadedGenerator, check_truncation
     from ..visualize import save_image_grid
@@ -54,11 +55,7 @@ def main(argv=None):
         if ext not in OUTPUT_TYPES:
             raise ConfigError("--out must end in %s, got %r" % (" or ".join(OUTPUT_TYPES),
                                                                args.out))
-        ctx = None
-        if args.use_gpu:
-            from ..config import TrainConfig
-            from ..trainer import get_contexts
-            ctx = get_contexts(TrainConfig(use_gpu=True))[0]
+        ctx = contexts(use_gpu=args.use_gpu)[0]
         gen = LoadedGenerator(args.checkpoint, ctx=ctx, use_ema=args.ema)
         images = gen.sample(args.num, seed=args.seed, label=args.label,
                             batch_size=args.batch_size, truncation=args.truncation)

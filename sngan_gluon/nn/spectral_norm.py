@@ -50,7 +50,9 @@ on the written value follows the write, and every read of ``u`` waits for the
 ``Dropout`` that gives ``is_train``. Both hold the device's parallel-random
 resource, which the engine hands to operators in the order they were pushed, so a
 call's reads follow every earlier call's write. This relies on MXNet's default of
-one parallel-random resource per CPU (``MXNET_CPU_PARALLEL_RAND_COPY=1``);
+one parallel-random resource per CPU (``MXNET_CPU_PARALLEL_RAND_COPY=1``); on
+GPUs the trainer hybridizes D without ``static_alloc``, where the engine orders the
+write itself (:func:`sngan_gluon.devices.sn_hybridize_kwargs`).
 ``tests/test_layers.py`` (``test_two_calls_per_step_advance_u_in_call_order_under_
 static_alloc``) pins it.
 
