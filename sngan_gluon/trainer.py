@@ -31,7 +31,7 @@ from mxnet import nd
 from . import checkpoint as ckpt
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
-from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
+from .extensions import (Evaluate, Extension, LogReport, ProgressGif, SampleGrid, Snapshot,
                          TrainingError)
 from .models import apply_init, get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
@@ -215,6 +215,7 @@ class GANTrainer:
         entries.append(_Entry(sample_grid, cfg.sample_every, True))
         self._snapshot = Snapshot(cfg.keep_checkpoints)
         entries.append(_Entry(self._snapshot, cfg.checkpoint_every, True))
+        entries.append(_Entry(ProgressGif(), None, True))  # at the end only
         if cfg.tensorboard:  # after every iteration: it writes what the others computed
             entries.append(_Entry(TensorBoard(self.sigma_log, sample_grid), 1, True))
         return entries
