@@ -289,7 +289,7 @@ def export_generator(checkpoint, out, ema=True, uint8=False, ctx=None):
 
 
 class OnnxGenerator:
-    """An exported generator run by onnxruntime, sampled as :class:`~sngan_gluon.sampling.LoadedGenerator`.
+    """An exported generator run by onnxruntime, sampled as a checkpoint's generator is.
 
     Attributes: ``z_dim``, ``num_classes``, ``image_size``, ``channels``,
     ``output`` (``float`` or ``uint8``), ``iteration``, ``ema``, ``config``
@@ -340,7 +340,7 @@ class OnnxGenerator:
                                 batch_size=batch_size, truncation=truncation)
 
     def rgb_batches(self, num, seed=0, batch_size=100):
-        """Yield ``num`` images as uint8 RGB (B, S, S, 3), quantized as ``sngan-generate`` writes."""
+        """Yield ``num`` images as uint8 RGB (B, S, S, 3), quantized as sngan-generate writes."""
         for batch in self.generate(num, seed=seed, batch_size=batch_size):
             if self.output == "uint8":
                 yield np.ascontiguousarray(batch.transpose(0, 2, 3, 1))

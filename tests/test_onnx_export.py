@@ -5,7 +5,6 @@ Networks have random weights (BatchNorm statistics and per-class gains included,
 so that a dropped or mistranslated term shows), are built small through
 ``get_generator`` and are never trained.
 """
-import os
 import subprocess
 import sys
 
