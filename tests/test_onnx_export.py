@@ -23,8 +23,11 @@ ort = pytest.importorskip("onnxruntime")
 from sngan_gluon.onnx_export import ExportError, export_block, read_metadata  # noqa: E402
 
 Z_DIM, CLASSES, TOLERANCE = 8, 4, 1e-5
-#: (arch, image size, width) of every generator layout, each small.
-LAYOUTS = [(arch, size, 16) for arch in sorted(MODELS) for size in MODELS[arch].sizes]
+#: (arch, image size, width) of every generator layout, each small. Narrower networks sum
+#: fewer products a layer, so float32 rounding stays further below the tolerance (resnet 64
+#: at width 16: up to 9e-6 between two correct runtimes).
+WIDTH = {"dcgan": 16, "dcgan64": 16, "resnet": 8}
+LAYOUTS = [(arch, size, WIDTH[arch]) for arch in sorted(MODELS) for size in MODELS[arch].sizes]
 CONDITIONAL = ("dcgan", "resnet")  # dcgan64 has no conditional form
 
 
