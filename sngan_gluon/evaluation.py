@@ -211,8 +211,13 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
     return evaluator
 
 
-def _generated_source(checkpoint, images, num, seed, ema, ctx, batch_size):
+def _generated_source(checkpoint, images, num, seed, ema, ctx, batch_size, generator=None):
     """(uint8 batches, count, description dict, the generator or None) of the scored images."""
+    if generator is not None:  # an exported generator: the same draws as its checkpoint's
+        from .onnx_export import OnnxGenerator
+        gen = OnnxGenerator(generator)
+        return gen.rgb_batches(num, seed=seed, batch_size=batch_size), num, {
+            "generator": generator, "iteration": gen.iteration, "ema": gen.ema}, gen
     if images is not None:
         files = ImageFiles(images)
         count = len(files) if num is None else min(num, len(files))
@@ -234,7 +239,7 @@ def _real_features(real, dataset, split, data_path, num_real, gen, extractor, ba
         raise ValueError("--images needs a real set to compare with: --real DIR_OR_NPZ or "
                          "--dataset NAME")
     name = dataset or gen.config["dataset"]
-    root = data_path or (gen.config["data_path"] if gen is not None else "data")
+    root = data_path or (gen.config.get("data_path", "data") if gen is not None else "data")
     size = gen.image_size if gen is not None else None
     data = get_dataset(name, root=root, image_size=size, channels=3, train=split == "train")
     return dataset_features(data, name, root, split, num_real, extractor, batch_size)
@@ -243,15 +248,17 @@ def _real_features(real, dataset, split, data_path, num_real, gen, extractor, ba
 def evaluate(checkpoint=None, images=None, real=None, dataset=None, split="train",
              data_path=None, num=None, protocol="paper", feature_net="tf-inception",
              feature_net_params=None, batch_size=100, seed=0, ema=True, ctx=None,
-             extractor=None):
+             extractor=None, generator=None):
     """Score a checkpoint's samples or image files against a real set (``sngan-evaluate``).
 
     Parameters
     ----------
-    checkpoint, images : str
+    checkpoint, images, generator : str
         Exactly one: a run or checkpoint folder (``num`` samples, default 50000,
-        drawn with ``seed``, EMA weights if ``ema`` and kept), or a folder /
-        ``.npz`` of images (all of them, or the first ``num``).
+        drawn with ``seed``, EMA weights if ``ema`` and kept), a folder /
+        ``.npz`` of images (all of them, or the first ``num``), or an ONNX file
+        of ``sngan-export`` (run by onnxruntime, noise drawn as from the
+        checkpoint it came from).
     real, dataset : str or None
         The real set: a folder / ``.npz``, or a dataset name (default: the
         checkpoint's) whose ``split`` under ``data_path`` is cached.
@@ -267,15 +274,15 @@ def evaluate(checkpoint=None, images=None, real=None, dataset=None, split="train
         :func:`score_features`' scores plus ``protocol``, ``real_set``,
         ``feature_network`` and where the images came from.
     """
-    if (checkpoint is None) == (images is None):
-        raise ValueError("give exactly one of --checkpoint and --images")
+    if sum(x is not None for x in (checkpoint, images, generator)) != 1:
+        raise ValueError("give exactly one of --checkpoint, --images and --generator")
     if (num is not None and num <= 0) or batch_size <= 0:
         raise ValueError("--num and --batch-size must be positive")
     num_real, num_fid = protocol_sizes(protocol)
-    if num is None and checkpoint is not None:
+    if num is None and images is None:
         num = DEFAULT_NUM_GENERATED
     fake, count, source, gen = _generated_source(checkpoint, images, num, seed, ema, ctx,
-                                                 batch_size)
+                                                 batch_size, generator)
     extractor = extractor or get_feature_net(feature_net, feature_net_params, ctx, batch_size)
     real_features, real_set = _real_features(real, dataset, split, data_path, num_real, gen,
                                              extractor, batch_size)

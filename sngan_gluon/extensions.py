@@ -6,7 +6,7 @@ iteration (and after the last one), as the extensions of the authors' Chainer
 code run on triggers. Register one with ``trainer.extend(extension, every=N)``;
 extensions run in the order they were registered, after the built-in ones:
 :class:`Evaluate`, :class:`LogReport`, :class:`~sngan_gluon.sigma_log.SigmaLog`,
-:class:`SampleGrid`, :class:`Snapshot` (and
+:class:`SampleGrid`, :class:`Snapshot`, :class:`ProgressGif` (and
 :class:`~sngan_gluon.tensorboard_log.TensorBoard` with ``--tensorboard``).
 
 What an extension can use of the trainer: ``iteration``, ``total_iterations``,
@@ -37,6 +37,7 @@ import math
 import os
 
 from . import checkpoint as ckpt
+from .pictures import write_progress_gif
 from .run_folder import writing
 
 
@@ -152,3 +153,15 @@ class Snapshot(Extension):
             path = ckpt.save(trainer, trainer.run.checkpoints, keep=self.keep)
         trainer.last_checkpoint = path
         return path
+
+
+class ProgressGif(Extension):
+    """After the last iteration, ``progress.gif``: the run's sample grids, oldest first.
+
+    Registered to run at the end only (after :class:`SampleGrid` drew the last
+    grid); a run stopped early writes none.
+    """
+
+    def __call__(self, trainer):
+        with writing(trainer.run.path, "progress.gif"):
+            return write_progress_gif(trainer.run.path)

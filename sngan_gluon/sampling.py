@@ -8,8 +8,10 @@ import mxnet as mx
 from mxnet import nd
 
 from . import checkpoint as ckpt
-from .fileio import error_summary
+from .data import to_uint8
+from .fileio import atomic_path, error_summary
 from .models import get_generator
+from .visualize import save_image_grid
 
 #: The smallest truncation accepted. Redrawing keeps a draw with probability
 #: about 0.8 t for a small t, so the redraws needed grow as 1 / t: at 0.01 a
@@ -117,5 +119,57 @@ class LoadedGenerator:
 
     def sample(self, num, **kwargs):
         """``num`` images as uint8 (num, H, W, C), the layout of the training images."""
-        from .data import to_uint8
         return np.concatenate([to_uint8(b) for b in self.generate(num, **kwargs)])
+
+    def images(self, z, y=None, batch_size=100):
+        """The generator's images of given noise: uint8 (N, H, W, C).
+
+        ``z``: float (N, z_dim); ``y``: int (N,) class labels, for a conditional
+        generator only. Inference mode, as :meth:`generate`.
+        """
+        z = np.asarray(z, np.float32)
+        if (y is None) != (self.num_classes == 0):
+            raise ValueError("labels y are needed by a conditional generator and refused by an "
+                             "unconditional one (num_classes=%d)" % self.num_classes)
+        out = []
+        for start in range(0, len(z), batch_size):
+            zb = nd.array(z[start:start + batch_size], ctx=self.ctx)
+            if y is None:
+                out.append(to_uint8(self.net(zb)))
+            else:
+                yb = nd.array(np.asarray(y)[start:start + batch_size], ctx=self.ctx,
+                              dtype="int32")
+                out.append(to_uint8(self.net(zb, yb)))
+        return np.concatenate(out)
+
+    def describe(self):
+        """One line naming the generator: arch, EMA or raw, dataset, size, iteration."""
+        return "%s generator%s on %s (%dx%d), iteration %d" % (
+            self.config["arch"], " (EMA)" if self.ema else "", self.config["dataset"],
+            self.image_size, self.image_size, self.iteration)
+
+
+#: The file types :func:`save_images` writes, by extension.
+OUTPUT_TYPES = (".png", ".npz")
+
+
+def check_output(path, types=OUTPUT_TYPES):
+    """Raise ValueError unless ``path`` ends in one of ``types`` (case-insensitive)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in types:
+        raise ValueError("--out must end in %s, got %r" % (" or ".join(types), path))
+    return ext
+
+
+def save_images(images, path, nrow=None, caption=None):
+    """Write uint8 images (N, H, W, C): ``.png`` a grid (``nrow`` a row), ``.npz`` an array.
+
+    The ``.npz`` holds ``images``: uint8 (N, H, W, C) channel-last, 0..255, the
+    orientation and colour order of the training images. Either file is written
+    whole or not at all; an existing file of that name is replaced.
+    """
+    if check_output(path) == ".npz":
+        with atomic_path(path, suffix=".npz") as tmp:  # numpy appends .npz otherwise
+            np.savez_compressed(tmp, images=images)
+    else:
+        save_image_grid(images, path, nrow=nrow, caption=caption)

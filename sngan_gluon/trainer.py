@@ -32,7 +32,8 @@ from . import checkpoint as ckpt
 from . import devices
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
-from .extensions import Evaluate, LogReport, SampleGrid, Snapshot, TrainingError
+from .extensions import (Evaluate, LogReport, ProgressGif, SampleGrid, Snapshot,
+                         TrainingError)
 from .fileio import error_summary, out_of_memory
 from .models import apply_init, get_discriminator, get_generator
 from .models._common import to_sync_batchnorm
@@ -204,6 +205,7 @@ class GANTrainer:
         entries.append(_Entry(sample_grid, cfg.sample_every, True))
         self._snapshot = Snapshot(cfg.keep_checkpoints)
         entries.append(_Entry(self._snapshot, cfg.checkpoint_every, True))
+        entries.append(_Entry(ProgressGif(), None, True))  # at the end only
         if cfg.tensorboard:  # after every iteration: it writes what the others computed
             entries.append(_Entry(TensorBoard(self.sigma_log, sample_grid), 1, True))
         return entries

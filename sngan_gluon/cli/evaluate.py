@@ -1,4 +1,4 @@
-"""``python -m sngan_gluon.evaluate`` / ``sngan-evaluate``: scores of a checkpoint or of images.
+"""``python -m sngan_gluon.evaluate`` / ``sngan-evaluate``: scores of a generator or of images.
 
 Prints one JSON line: Inception Score, FID, KID, precision, recall, density and
 coverage, with the feature network, the protocol, the image counts and the real
@@ -21,6 +21,9 @@ def build_parser():
     fake = parser.add_mutually_exclusive_group(required=True)
     fake.add_argument("--checkpoint", help="a run folder (its newest checkpoint) or a "
                                            "checkpoint folder")
+    fake.add_argument("--generator", metavar="ONNX",
+                      help="a generator written by sngan-export (run by onnxruntime; noise "
+                           "drawn as from its checkpoint)")
     fake.add_argument("--images", metavar="DIR_OR_NPZ",
                       help="score these images instead: a folder of RGB image files of one "
                            "size, or an .npz with 'images' uint8 (N, H, W, 3)")
@@ -35,7 +38,7 @@ def build_parser():
                                             "(default: the run's, or ./data)")
     parser.add_argument("--num", type=int, default=None,
                         help="generated images for the Inception Score (default: 50000 from a "
-                             "checkpoint, all of --images); FID, KID and precision/recall use "
+                             "generator, all of --images); FID, KID and precision/recall use "
                              "the protocol's count of them")
     parser.add_argument("--protocol", choices=tuple(FID_PROTOCOLS), default="paper",
                         help="paper: 5k generated against 10k real (Miyato et al. 2018); "
@@ -67,6 +70,7 @@ def main(argv=None, extractor=None):
     from ..devices import contexts
     from ..evaluation import evaluate
     from ..metrics import MetricsError
+    from ..onnx_export import OnnxUnavailable
     try:
         ctx = contexts(use_gpu=args.use_gpu)[0]
         result = evaluate(checkpoint=args.checkpoint, images=args.images, real=args.real,
@@ -74,9 +78,9 @@ def main(argv=None, extractor=None):
                           num=args.num, protocol=args.protocol, feature_net=args.feature_net,
                           feature_net_params=args.feature_net_params,
                           batch_size=args.batch_size, seed=args.seed, ema=args.ema, ctx=ctx,
-                          extractor=extractor)
+                          extractor=extractor, generator=args.generator)
     except (ConfigError, CheckpointError, DatasetError, MetricsError, ValueError,
-            OSError) as err:
+            OSError, OnnxUnavailable) as err:
         print("error: %s" % err, file=sys.stderr)
         return EXIT_USER_ERROR
     print(json.dumps(result, sort_keys=True))

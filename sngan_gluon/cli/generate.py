@@ -3,23 +3,42 @@
 ``--out grid.png`` writes a grid; ``--out samples.npz`` writes an array named
 ``images``: uint8, shape (N, H, W, C) channel-last, values 0..255, the same
 orientation and colour order as the training images. The file is written
-whole or not at all; an existing file of that name is replaced.
+whole or not at all; an existing file of that name is replaced. One of
+``--interpolate``, ``--per-class``, ``--truncation-sweep`` and ``--nearest``
+draws that picture instead of plain samples. The work is
+:func:`sngan_gluon.pictures.draw`; this module only parses flags.
 """
-import os
 import sys
-
-import numpy as np
 
 from . import EXIT_USER_ERROR, OneLineParser, finite_float, positive_int
 
-OUTPUT_TYPES = (".png", ".npz")
+_PICTURE_HELP = {
+    "interpolate": "a grid of --rows spherical latent walks of --steps images each",
+    "per-class": "one row of --steps images per class, the same noise in each column "
+                 "(conditional generators)",
+    "truncation-sweep": "one row of --steps images per --truncations value, the same noise "
+                        "draws in each row",
+    "nearest": "--rows samples, each beside its --neighbours nearest training images (pixel "
+               "distance): does the generator copy its data?",
+}
+
+
+def truncation_list(text):
+    """argparse type: comma-separated truncation values, ``off`` for none."""
+    values = []
+    for item in text.split(","):
+        item = item.strip()
+        values.append(None if item.lower() == "off" else finite_float(item))
+    return tuple(values)
 
 
 def build_parser():
     """The argument parser of ``python -m sngan_gluon.generate``."""
+    from ..pictures import DEFAULT_TRUNCATIONS, PICTURES
     from ..sampling import MIN_TRUNCATION
     parser = OneLineParser(prog="python -m sngan_gluon.generate",
-                           description="Sample images from a trained generator.")
+                           description="Sample images from a trained generator, or draw "
+                                       "pictures of what it learned.")
     parser.add_argument("--checkpoint", required=True,
                         help="a run folder (its newest checkpoint) or a checkpoint folder")
     parser.add_argument("--num", type=positive_int, default=64, help="number of images")
@@ -37,6 +56,25 @@ def build_parser():
     parser.add_argument("--batch-size", type=positive_int, default=100,
                         help="images per forward pass")
     parser.add_argument("--use-gpu", action="store_true", help="run on GPU 0")
+    pictures = parser.add_argument_group("pictures (at most one; --num is then unused)")
+    modes = pictures.add_mutually_exclusive_group()
+    for name in PICTURES:
+        modes.add_argument("--" + name, dest="picture", action="store_const", const=name,
+                           help=_PICTURE_HELP[name])
+    pictures.add_argument("--rows", type=positive_int, default=8,
+                          help="walks of --interpolate, samples of --nearest")
+    pictures.add_argument("--steps", type=positive_int, default=8,
+                          help="images a row: steps of a walk, columns of --per-class and "
+                               "--truncation-sweep")
+    pictures.add_argument("--truncations", type=truncation_list, default=DEFAULT_TRUNCATIONS,
+                          metavar="T1,T2,...",
+                          help="rows of --truncation-sweep, 'off' for none (default: %s)"
+                               % ",".join("off" if t is None else "%g" % t
+                                          for t in DEFAULT_TRUNCATIONS))
+    pictures.add_argument("--neighbours", type=positive_int, default=3,
+                          help="training images beside each sample of --nearest")
+    pictures.add_argument("--data-path", default=None,
+                          help="where --nearest finds the training set (default: the run's)")
     return parser
 
 
@@ -45,33 +83,20 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from ..checkpoint import CheckpointError
     from ..config import ConfigError
+    from ..data import DatasetError
     from ..devices import contexts
-    from ..fileio import atomic_path
-    from ..sampling import LoadedGenerator, check_truncation
-    from ..visualize import save_image_grid
+    from ..pictures import draw
     try:
-        check_truncation(args.truncation)
-        ext = os.path.splitext(args.out)[1].lower()
-        if ext not in OUTPUT_TYPES:
-            raise ConfigError("--out must end in %s, got %r" % (" or ".join(OUTPUT_TYPES),
-                                                               args.out))
         ctx = contexts(use_gpu=args.use_gpu)[0]
-        gen = LoadedGenerator(args.checkpoint, ctx=ctx, use_ema=args.ema)
-        images = gen.sample(args.num, seed=args.seed, label=args.label,
-                            batch_size=args.batch_size, truncation=args.truncation)
-        if ext == ".npz":
-            with atomic_path(args.out, suffix=".npz") as tmp:  # numpy appends .npz otherwise
-                np.savez_compressed(tmp, images=images)
-        else:
-            caption = "%s generator%s on %s (%dx%d), iteration %d, seed %d" % (
-                gen.config["arch"], " (EMA)" if gen.ema else "", gen.config["dataset"],
-                gen.image_size, gen.image_size, gen.iteration, args.seed)
-            save_image_grid(images, args.out, caption=caption)
-    except (ConfigError, CheckpointError, ValueError, OSError) as err:
+        message, _ = draw(args.checkpoint, args.out, picture=args.picture, num=args.num,
+                          seed=args.seed, label=args.label, ema=args.ema,
+                          truncation=args.truncation, batch_size=args.batch_size, ctx=ctx,
+                          rows=args.rows, steps=args.steps, truncations=args.truncations,
+                          neighbours=args.neighbours, data_path=args.data_path)
+    except (ConfigError, CheckpointError, DatasetError, ValueError, OSError) as err:
         print("error: %s" % err, file=sys.stderr)
         return EXIT_USER_ERROR
-    print("wrote %d images (%s generator, iteration %d) to %s"
-          % (args.num, "EMA" if gen.ema else "raw", gen.iteration, args.out))
+    print(message)
     return 0
 
 
