@@ -19,13 +19,24 @@ For ``dcgan`` at 32x32, batch 64, hybridized, n_dis = 1 and 5, prints:
   each ending in the log row's read of the losses, with and without the
   :class:`~sngan_gluon.sigma_log.SigmaLog` call, interleaved, for an SN and a
   plain (``--no-sn``) discriminator, and their ratio;
+* where one iteration's time goes (``parts``): train.py's defaults (n_dis 1,
+  clipping at 10) split into data, G forward, D forward+backward, G backward,
+  the Adam updates, the EMA and the log row's read of the losses, each in ms and
+  as a share of the iteration, with ``nd.waitall()`` between the parts; beside
+  them the same parts of the PyTorch loop (``torch_loop.py``), interleaved, and
+  each side's whole iteration timed without the waits;
+* what leaving D's weight gradients out of the G step saves (``g-step``): the
+  G step with and without :class:`~sngan_gluon.updater.InputGradientOnly`,
+  interleaved;
 * the peak resident memory of the process.
 
 Full iterations and the parts are timed interleaved in one run so that machine
 noise hits both alike. ``python benchmarks/train_step.py [--repeats 8]
-[--sections step data sigma-log]``
+[--sections step data sigma-log parts g-step]``
 """
 import argparse
+import contextlib
+import os
 import resource
 import tempfile
 import time
@@ -35,6 +46,9 @@ import numpy as np
 import sngan_gluon  # noqa: F401
 
 from mxnet import autograd, nd
+import torch
+
+from torch_loop import PARTS as TORCH_PARTS, TorchLoop
 
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.batches import BatchStream
@@ -42,6 +56,7 @@ from sngan_gluon.data import get_dataset
 from sngan_gluon.run_folder import RunFolder
 from sngan_gluon.sigma_log import SigmaLog
 from sngan_gluon.trainer import GANTrainer
+from sngan_gluon.updater import Observation
 
 
 def parts_alone(trainer, n_dis, batch):
@@ -121,7 +136,145 @@ def median_time(fn, repeats):
     return float(np.median(times))
 
 
-SECTIONS = ("step", "data", "sigma-log")
+#: the rows of the breakdown: (part, MXNet has it, PyTorch has it)
+BREAKDOWN = (("data", True, True), ("D step: G forward", True, True),
+             ("D step: D forward+backward", True, True), ("D step: clipping", False, True),
+             ("D step: Adam", True, True), ("G step: G forward", True, True),
+             ("G step: D forward", True, True), ("G step: backward (D and G)", True, True),
+             ("G step: clipping", False, True), ("G step: Adam", True, True),
+             ("EMA", True, False), ("logging", True, False))
+assert [p for p, _, has in BREAKDOWN if has] == list(TORCH_PARTS)
+
+
+def package_parts(trainer, tick):
+    """One iteration of :meth:`Updater.update` (one device, unconditional, no terms,
+    n_dis 1) with ``nd.waitall()`` and ``tick(part)`` after each part."""
+    up = trainer.updater
+    if up._batches is None:
+        up._batches = iter(up.stream)
+    lr = up.learning_rate(up.iteration)
+    up.g_trainer.set_learning_rate(lr)
+    up.d_trainer.set_learning_rate(lr)
+    real, _ = next(up._batches)
+    nd.waitall()
+    tick("data")
+    batch = real.shape[0]
+    z = nd.array(up.noise(batch)[0])
+    with autograd.train_mode():
+        fake = up.G(z)
+    nd.waitall()
+    tick("D step: G forward")
+    with autograd.record():
+        out = up.D(nd.concat(real, fake, dim=0))
+        d_loss = up.d_loss_fn(out[:batch], out[batch:]) * 1.0
+    d_loss.backward()
+    nd.waitall()
+    tick("D step: D forward+backward")
+    up._apply_gradients(up.d_trainer, None)  # adam_update clips the gradients itself
+    nd.waitall()
+    tick("D step: Adam")
+    z = nd.array(up.noise(batch)[0])
+    with up._d_input_only, autograd.record():
+        fake = up.G(z)
+        nd.waitall()
+        tick("G step: G forward")
+        g_loss = up.g_loss_fn(up.D(fake)) * 1.0
+        nd.waitall()
+        tick("G step: D forward")
+        autograd.backward([g_loss])
+        nd.waitall()
+    tick("G step: backward (D and G)")
+    up._apply_gradients(up.g_trainer, None)
+    nd.waitall()
+    tick("G step: Adam")
+    up.ema.update(up.iteration)
+    nd.waitall()
+    tick("EMA")
+    up.iteration += 1
+    Observation(up.iteration, [d_loss], [g_loss], [(out[:batch], out[batch:])], lr).read()
+    # the losses are read for one log row per log_every iterations: its share of one
+    tick("logging", 1.0 / trainer.config.log_every)
+
+
+class Clock:
+    """``tick(part, share=1)`` adds ``share`` times the time since the last tick to
+    ``part``'s list of times."""
+
+    def __init__(self):
+        self.times, self._last = {}, None
+
+    def start(self):
+        self._last = time.perf_counter()
+
+    def tick(self, part, share=1.0):
+        now = time.perf_counter()
+        self.times.setdefault(part, []).append((now - self._last) * share)
+        self._last = now
+
+
+def breakdown(dataset, args):
+    """Where the time of one iteration goes, package and PyTorch loop side by side."""
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    config = TrainConfig(dataset="synthetic", arch="dcgan", batch_size=args.batch_size,
+                         iterations=10 ** 6, quiet=True, ema=0.999)
+    trainer = GANTrainer(config, dataset=dataset)
+    loop = TorchLoop(dataset.images, batch_size=args.batch_size)
+    ours, theirs = Clock(), Clock()
+    whole = {"package": [], "torch": []}
+    for repeat in range(args.repeats + 2):
+        ours.start()
+        package_parts(trainer, ours.tick)
+        theirs.start()
+        loop.iteration(theirs.tick)
+        whole["package"].append(median_time(lambda: full_iteration(trainer), 1))
+        whole["torch"].append(median_time(loop.iteration, 1))
+        if repeat < 2:  # warm-up: graphs, memory plans, optimizer states
+            ours.times, theirs.times = {}, {}
+            whole = {"package": [], "torch": []}
+    ms = {name: {part: 1e3 * float(np.median(t)) for part, t in clock.times.items()}
+          for name, clock in (("package", ours), ("torch", theirs))}
+    totals = {name: sum(parts.values()) for name, parts in ms.items()}
+    print("one iteration, parts with a wait after each (medians of %d interleaved repeats):"
+          % args.repeats)
+    print("%-28s %18s %18s" % ("part", "sngan_gluon", "PyTorch loop"))
+    for part, mine, torch_has in BREAKDOWN:
+        cells = []
+        for name, has in (("package", mine), ("torch", torch_has)):
+            cells.append("%9.1f ms %5.1f%%" % (ms[name][part], 100 * ms[name][part] / totals[name])
+                         if has else "%18s" % ("in Adam's update" if "clipping" in part else "-"))
+        print("%-28s %s %s" % (part, cells[0], cells[1]))
+    print("%-28s %9.1f ms %6s %9.1f ms" % ("sum of the parts", totals["package"], "",
+                                           totals["torch"]))
+    t_ours, t_theirs = (1e3 * float(np.median(whole[k])) for k in ("package", "torch"))
+    print("%-28s %9.1f ms %6s %9.1f ms; package/PyTorch %.3f (the package's with the EMA)"
+          % ("whole iteration, no waits", t_ours, "", t_theirs, t_ours / t_theirs))
+
+
+def g_step_cost(dataset, args):
+    """The G step with D's weight gradients left out, against the same step computing them."""
+    config = TrainConfig(dataset="synthetic", arch="dcgan", batch_size=args.batch_size,
+                         iterations=10 ** 6, quiet=True)
+    trainer = GANTrainer(config, dataset=dataset)
+    up = trainer.updater
+    skip = up._d_input_only
+    times = {True: [], False: []}
+
+    def iteration(skipping):
+        up._d_input_only = skip if skipping else contextlib.nullcontext()
+        up.update()
+        nd.waitall()
+
+    for repeat in range(args.repeats + 1):
+        for skipping in ((True, False) if repeat % 2 else (False, True)):
+            elapsed = median_time(lambda: iteration(skipping), 1)
+            if repeat:
+                times[skipping].append(elapsed)
+    t_skip, t_full = (float(np.median(times[k])) for k in (True, False))
+    print("whole iteration (n_dis 1) with D's weight gradients left out of the G step: "
+          "%.3f s; computing them: %.3f s; ratio %.3f" % (t_skip, t_full, t_skip / t_full))
+
+
+SECTIONS = ("step", "data", "sigma-log", "parts", "g-step")
 
 
 def main():
@@ -144,6 +297,10 @@ def main():
         data_pipeline(dataset, args, consumed if "step" in args.sections else None)
     if "sigma-log" in args.sections:
         sigma_log_cost(dataset, args)
+    if "parts" in args.sections:
+        breakdown(dataset, args)
+    if "g-step" in args.sections:
+        g_step_cost(dataset, args)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("peak resident memory of this process: %.0f MiB" % peak)
 

@@ -10,6 +10,11 @@ One generator iteration (Miyato et al. 2018, Algorithm 1 around the updates):
   backpropagated and Adam applied to the generator; the EMA of the
   generator's weights updated.
 
+The generator's step needs from the discriminator only the gradient with
+respect to its input; D's weights are marked ``'null'`` for that one backward
+pass (:class:`InputGradientOnly`), so it computes no weight gradients that the
+next discriminator step would overwrite anyway.
+
 The regularisers (LeCam, mode seeking, DiffAugment) are
 :class:`~sngan_gluon.terms.Term` objects whose hooks the steps call.
 
@@ -28,6 +33,45 @@ from .losses import get_loss
 
 def _split(batch, ctxs):
     return gluon.utils.split_and_load(batch, ctxs, even_split=True)
+
+
+class InputGradientOnly:
+    """While active, recorded passes take no gradient for ``params``' weights.
+
+    The G step backpropagates through D only to reach G: D's weight gradients
+    would be computed and then overwritten, unread, by the next D step
+    (``grad_req='write'``). Inside this context D's weight arrays are marked as
+    autograd variables with request ``'null'`` (the gradient arrays kept,
+    nothing reallocated, ``grad_req`` unchanged for ``gluon.Trainer``), so D's
+    cached backward graph leaves those outputs out. Autograd keeps the request
+    a variable had when a pass was recorded: the forward pass must run inside
+    the context as well as the backward. The gradient with respect to D's input
+    comes from the same operators as before, so the weights stay bit-identical
+    (tests/test_trainer.py). MXNet's CachedOp re-plans its backward graph's
+    memory when the requests change, twice per iteration, at a cost far below
+    the weight gradients it saves (benchmarks/train_step.py).
+
+    Parameters
+    ----------
+    params : ParameterDict or list of Parameter; those with ``grad_req='null'``
+        (SN's ``u``) are left alone.
+    """
+
+    def __init__(self, params):
+        params = params.values() if hasattr(params, "values") else params
+        self._marked = [p for p in params if p.grad_req != "null"]
+
+    def _mark(self, null):
+        for param in self._marked:
+            autograd.mark_variables(param.list_data(), param.list_grad(),
+                                    "null" if null else param.grad_req)
+
+    def __enter__(self):
+        self._mark(True)
+        return self
+
+    def __exit__(self, *exc):
+        self._mark(False)
 
 
 class EMA:
@@ -146,6 +190,7 @@ class Updater:
             if ema is not None:
                 ema.reset()
         self._batches = None
+        self._d_input_only = InputGradientOnly(D.collect_params())
 
     def seek(self, epoch, batch):
         """Continue the data from batch ``batch`` of epoch ``epoch`` (after a checkpoint)."""
@@ -240,7 +285,8 @@ class Updater:
         z_parts = _split(nd.array(z), self.ctxs)
         y_parts = _split(nd.array(y, dtype="int32"), self.ctxs) if self.num_classes else None
         losses = []
-        with autograd.record():
+        # D's weight gradients: unused, not computed; the marks must precede the recording
+        with self._d_input_only, autograd.record():
             fakes = self.generate(z_parts, y_parts)
             for i, fake in enumerate(fakes):
                 x = self._d_input(fake)
@@ -251,7 +297,7 @@ class Updater:
                     if penalty is not None:
                         loss = loss + penalty
                 losses.append(loss * share)
-        autograd.backward(losses)
+            autograd.backward(losses)
         self._apply_gradients(self.g_trainer, self._g_sync)
         return losses
 

@@ -1,4 +1,5 @@
 """The training loop: outputs, resume equivalence, failure handling, checkpoints."""
+import contextlib
 import csv
 import os
 import signal
@@ -246,6 +247,55 @@ def test_gradient_clipping_reaches_the_optimizer(dataset):
         .clip_gradient == 0.5
     assert GANTrainer(_config(clip_gr=0), dataset=dataset).updater.d_trainer.optimizer \
         .clip_gradient is None
+
+
+def _all_weights(trainer):
+    """Every parameter of G and D (SN's u and BatchNorm statistics included), every device,
+    in order: [(name, array)] (names differ between two trainers by their prefix)."""
+    params = list(trainer.G.collect_params().values()) + list(trainer.D.collect_params().values())
+    return [("%s@%d" % (p.name, i), d.asnumpy()) for p in params
+            for i, d in enumerate(p.list_data())]
+
+
+@pytest.mark.parametrize("options", [dict(), dict(conditional=True, mode_seeking=1.0, cpus=2)])
+def test_g_step_without_d_weight_gradients_keeps_weights_bit_identical(dataset, options):
+    """The G step leaves D's weight gradients out (InputGradientOnly); the weights after
+    a few iterations equal, bit for bit, those of the same run computing them."""
+    weights = []
+    for skip in (True, False):
+        trainer = GANTrainer(_config(**options), dataset=dataset)
+        if not skip:  # the path before the change: D's weight gradients computed in the G step
+            trainer.updater._d_input_only = contextlib.nullcontext()
+        for _ in range(3):
+            trainer.updater.update()
+        nd.waitall()
+        weights.append(_all_weights(trainer))
+    assert len(weights[0]) == len(weights[1])
+    for (name, new), (_, old) in zip(*weights):
+        np.testing.assert_array_equal(new, old, err_msg=name)
+
+
+def test_g_step_leaves_d_weight_gradients_of_the_d_step(dataset):
+    trainer = GANTrainer(_config(), dataset=dataset)
+    updater, d_step = trainer.updater, trainer.updater.d_step
+    d_params = [p for p in trainer.D.collect_params().values() if p.grad_req != "null"]
+    after_d_step = {}
+
+    def recording_d_step(*args):
+        out = d_step(*args)
+        after_d_step.update({p.name: p.grad().asnumpy() for p in d_params})
+        return out
+
+    updater.d_step = recording_d_step
+    updater.update()
+    for p in d_params:  # bit-identical: the G step wrote nothing into D's gradients
+        np.testing.assert_array_equal(p.grad().asnumpy(), after_d_step[p.name], err_msg=p.name)
+    # and the next D step still writes D's gradients (the requests are restored)
+    first = dict(after_d_step)
+    updater.update()
+    for p in d_params:  # (a bias's hinge gradient can be 0 in both: weights only)
+        if p.name.endswith("weight"):
+            assert not np.array_equal(p.grad().asnumpy(), first[p.name]), p.name
 
 
 def test_ema_decay_warms_up_to_the_configured_decay(dataset):
