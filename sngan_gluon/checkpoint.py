@@ -25,7 +25,9 @@ import shutil
 import sys
 
 import mxnet as mx
+import numpy as np
 
+from .config import ConfigError, TrainConfig
 from .fileio import error_summary
 
 _NAME = re.compile(r"^iter_(\d{7,})$")
@@ -187,7 +189,6 @@ def _is_number(value):
 
 def _state_problem(state, ckpt_path):
     """What is wrong with ``state`` (a phrase), or None."""
-    from .config import ConfigError, TrainConfig
     if not isinstance(state, dict):
         return "is not an object"
     for key in ("iteration", "epoch", "batch"):
@@ -239,7 +240,6 @@ def rng_to_json(rng):
 
 
 def rng_from_json(values):
-    import numpy as np
     rng = np.random.RandomState()
     name, keys, pos, has_gauss, cached = values
     rng.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
@@ -341,7 +341,6 @@ def load(trainer, path):
 
 
 def _restore_position(trainer, state):
-    import numpy as np
     updater, config = trainer.updater, trainer.config
     updater.iteration = state["iteration"]
     epoch, batch = state["epoch"], state["batch"]

@@ -10,6 +10,12 @@ import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from .augment import parse_policy
+from .data import DATASETS, DEFAULT_IMAGE_SIZES, dataset_key
+from .feature_nets import FEATURE_NETS
+from .losses import LOSSES
+from .models import INITS, MODELS, image_size_for
+
 #: Adam and n_dis settings of Miyato et al. (2018), table 1, plus the setting the
 #: authors trained their ResNets with (sngan_projection configs): name ->
 #: (description, overrides).
@@ -141,17 +147,12 @@ class TrainConfig:
 
     def _check_choices(self):
         """Names must be in the registries the command line builds its choices from."""
-        from .augment import parse_policy
-        from .data import DATASETS, dataset_key
-        from .losses import LOSSES
-        from .models import INITS, MODELS
         _check_choice("dataset", dataset_key(self.dataset), DATASETS)
         _check_choice("arch", self.arch, MODELS)
         _check_choice("init", self.init, INITS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
         _check_choice("kvstore", self.kvstore, KVSTORES)
-        from .feature_nets import FEATURE_NETS
         _check_choice("feature_net", self.feature_net, FEATURE_NETS)
         if self.setting is not None:
             _check_choice("setting", self.setting, SETTINGS)
@@ -183,8 +184,6 @@ class TrainConfig:
         the dataset's own side when the architecture has a layout for it, else
         the architecture's default side (see :data:`sngan_gluon.models.MODELS`).
         """
-        from .data import DEFAULT_IMAGE_SIZES, dataset_key
-        from .models import image_size_for
         try:
             return image_size_for(self.arch, self.image_size,
                                   DEFAULT_IMAGE_SIZES.get(dataset_key(self.dataset)))

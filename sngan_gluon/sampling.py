@@ -8,6 +8,7 @@ import mxnet as mx
 from mxnet import nd
 
 from . import checkpoint as ckpt
+from .data import to_uint8
 from .fileio import error_summary
 from .models import get_generator
 
@@ -114,5 +115,4 @@ class LoadedGenerator:
 
     def sample(self, num, **kwargs):
         """``num`` images as uint8 (num, H, W, C), the layout of the training images."""
-        from .data import to_uint8
         return np.concatenate([to_uint8(b) for b in self.generate(num, **kwargs)])

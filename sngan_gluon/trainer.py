@@ -27,10 +27,12 @@ import numpy as np
 
 import mxnet as mx
 from mxnet import nd
+from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
+from .data import get_dataset, to_uint8
 from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
                          TrainingError)
 from .models import apply_init, get_discriminator, get_generator
@@ -169,7 +171,6 @@ class GANTrainer:
         self._extensions = []
 
     def _load_dataset(self):
-        from .data import get_dataset
         cfg = self.config
         return get_dataset(cfg.dataset, root=cfg.data_path,
                            image_size=cfg.resolved_image_size(),
@@ -192,7 +193,6 @@ class GANTrainer:
 
     def sample(self, z, y=None, use_ema=True, ctx=None):
         """Images from the (EMA) generator in inference mode: uint8 (N, H, W, C)."""
-        from .data import to_uint8
         ctx = ctx or self.ctxs[0]
         G = self.G_ema if (use_ema and self.G_ema is not None) else self.G
         z = nd.array(z, ctx=ctx)
@@ -262,7 +262,6 @@ class GANTrainer:
         if progress is True:
             if self.config.quiet:
                 return None
-            from tqdm import tqdm
             return tqdm(total=self.total_iterations, initial=self.iteration, unit="it",
                         dynamic_ncols=True, desc="sngan")
         return progress(total=self.total_iterations, initial=self.iteration)
