@@ -259,21 +259,9 @@ def trainer_state(trainer):
     }
     if trainer.G_ema is not None:
         writers["generator_ema.params"] = _verified(trainer.G_ema.save_parameters)
-    state = {
-        "iteration": updater.iteration,
-        "epoch": updater.stream.epoch,
-        "batch": updater.stream.batch,
-        "noise_rng": rng_to_json(updater.noise_rng),
-        "best_fid": None if math.isinf(trainer.best_fid) else trainer.best_fid,
-        "config": trainer.config.to_dict(),
-        "files": sorted(writers),
-        "num_classes": trainer.num_classes,
-        "image_size": trainer.image_size,
-        "channels": trainer.channels,
-    }
-    for term in updater.terms:
-        if term.state_key:
-            state[term.state_key] = term.state()
+    state = trainer.state()
+    state.update(noise_rng=rng_to_json(state["noise_rng"]), files=sorted(writers),
+                 best_fid=None if math.isinf(state["best_fid"]) else state["best_fid"])
     return writers, state
 
 
@@ -312,8 +300,7 @@ def load(trainer, path):
         if state[key] != getattr(trainer, key):
             raise CheckpointError("checkpoint %s was trained with %s=%s, this model has %s"
                                   % (path, key, state[key], getattr(trainer, key)))
-    position = state["epoch"] * updater.stream.batches_per_epoch + state["batch"]
-    if trainer.is_chief and position != state["iteration"] * trainer.config.n_dis:
+    if trainer.is_chief and not updater.position_fits(state):
         raise CheckpointError("checkpoint %s is damaged: its data position (epoch %d, batch %d)"
                               " is not where iteration %d ends" % (path, state["epoch"],
                                                                   state["batch"],
@@ -331,30 +318,8 @@ def load(trainer, path):
             EOFError) as err:
         raise CheckpointError("checkpoint %s is damaged or does not match this model: %s"
                               % (path, error_summary(err)))
-    _restore_position(trainer, state)
-    for term in updater.terms:
-        if term.state_key:
-            term.load_state(state.get(term.state_key))
-    if state.get("best_fid") is not None:
-        trainer.best_fid = float(state["best_fid"])
+    trainer.load_state(dict(state, noise_rng=rng_from_json(state["noise_rng"])))
     return state
-
-
-def _restore_position(trainer, state):
-    updater, config = trainer.updater, trainer.config
-    updater.iteration = state["iteration"]
-    epoch, batch = state["epoch"], state["batch"]
-    updater.noise_rng = rng_from_json(state["noise_rng"])
-    if not trainer.is_chief:
-        # The checkpoint holds rank 0's data position and noise generator. Another
-        # rank's position follows from the iteration (every iteration reads n_dis
-        # batches), but its generator state is known to no file: it restarts from
-        # (seed, rank, iteration), so the ranks keep drawing different noise.
-        epoch, batch = divmod(updater.iteration * config.n_dis,
-                              updater.stream.batches_per_epoch)
-        updater.noise_rng = np.random.RandomState(
-            [config.seed * 1000 + 17 + trainer.rank, updater.iteration])
-    updater.seek(epoch, batch)
 
 
 def _check_optimizer_states(file, net, path):

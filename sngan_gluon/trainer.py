@@ -43,7 +43,7 @@ from .sigma_log import SigmaLog
 from .signals import Interrupted, StopRequest
 from .tensorboard_log import TensorBoard, summary_writer_class
 from .terms import terms_from_config
-from .updater import EMA, Updater
+from .updater import EMA, Updater, noise_rng
 
 
 def get_contexts(config):
@@ -159,8 +159,8 @@ class GANTrainer:
                              seed=config.seed * 1000 + self.rank, num_workers=config.num_workers)
         self.total_iterations = config.iterations if config.iterations is not None else \
             max(1, config.epochs * (stream.batches_per_epoch // config.n_dis))
-        noise_rng = np.random.RandomState(config.seed * 1000 + 17 + self.rank)
-        self.updater = Updater(self.G, self.D, config, self.ctxs, stream, noise_rng,
+        self.updater = Updater(self.G, self.D, config, self.ctxs, stream,
+                               noise_rng(config.seed, self.rank),
                                self.num_classes, self.total_iterations,
                                terms=terms_from_config(config, self.ctxs[0]), ema=ema,
                                kv=kvstore, num_workers=self.num_workers)
@@ -198,6 +198,20 @@ class GANTrainer:
         z = nd.array(z, ctx=ctx)
         out = G(z) if not self.num_classes else G(z, nd.array(y, ctx=ctx, dtype="int32"))
         return to_uint8(out)
+
+    def state(self):
+        """What a checkpoint keeps besides the files: the updater's state
+        (:meth:`Updater.state`), ``best_fid``, the config as a dict and the data's
+        shape (``num_classes``, ``image_size``, ``channels``)."""
+        return dict(self.updater.state(), best_fid=self.best_fid, config=self.config.to_dict(),
+                    num_classes=self.num_classes, image_size=self.image_size,
+                    channels=self.channels)
+
+    def load_state(self, state):
+        """Continue from ``state`` (as :meth:`state` gives it; ``best_fid`` None: none yet)."""
+        self.updater.load_state(state)
+        if state.get("best_fid") is not None:
+            self.best_fid = float(state["best_fid"])
 
     def load_checkpoint(self, path):
         """Validate and restore a checkpoint folder (see :func:`sngan_gluon.checkpoint.load`)."""
