@@ -28,6 +28,7 @@ import mxnet as mx
 import numpy as np
 
 from .config import ConfigError, TrainConfig
+from .errors import UserError
 from .fileio import error_summary
 
 _NAME = re.compile(r"^iter_(\d{7,})$")
@@ -39,7 +40,7 @@ OPTIMIZER_FILES = {"g_trainer.states": ("g_trainer", "G"),
                    "d_trainer.states": ("d_trainer", "D")}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint cannot be found, read or trusted; the message says which and why."""
 
 

@@ -7,11 +7,14 @@ checkpoint, so a run can be reproduced or resumed from its folder alone.
 import dataclasses
 import json
 import math
+import os
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .augment import parse_policy
 from .data import DATASETS, DEFAULT_IMAGE_SIZES, dataset_key
+from .errors import UserError
 from .feature_nets import FEATURE_NETS
 from .losses import LOSSES
 from .models import INITS, MODELS, image_size_for
@@ -54,7 +57,7 @@ RESUMABLE_OVERRIDES = ("iterations", "epochs", "log_every", "sample_every", "che
                        "feature_net", "feature_net_params", "tensorboard")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A setting a user gave is invalid; the message says which and why."""
 
 
@@ -106,6 +109,54 @@ class TrainConfig:
     quiet: bool = False
     tensorboard: bool = False             # also write TensorBoard events to <run>/tensorboard
     setting: Optional[str] = None
+
+    @classmethod
+    def for_new_run(cls, flags):
+        """A new run's config from the settings a user gave (``{field: value}``, only those).
+
+        The paper setting ``flags["setting"]`` is applied first, then the other
+        flags over it. The result is validated and records the image side the
+        run trains at (:meth:`resolved_image_size`) and its run folder
+        (``out_dir``, default ``runs/<dataset>-<arch>-<date>-<time>``).
+        """
+        config = cls()
+        if flags.get("setting"):
+            config.apply_setting(flags["setting"])
+        for key, value in flags.items():
+            if key != "setting":
+                setattr(config, key, value)
+        config.validate()
+        config.image_size = config.resolved_image_size()
+        if config.out_dir is None:
+            config.out_dir = os.path.join("runs", "%s-%s-%s" % (
+                config.dataset, config.arch, time.strftime("%Y%m%d-%H%M%S")))
+        return config
+
+    def resumed(self, flags, checkpoint):
+        """This config, saved in the folder ``checkpoint``, continued with the settings a
+        user gave (``{field: value}``, only those); validated.
+
+        Only :data:`RESUMABLE_OVERRIDES` and ``out_dir`` may change: any other
+        setting given with a different value is a :class:`ConfigError`. Without
+        ``out_dir`` the run continues in the run folder that holds ``checkpoint``
+        now, even if it was moved since it was saved.
+        """
+        for key, value in flags.items():
+            if key in RESUMABLE_OVERRIDES or key == "out_dir":
+                setattr(self, key, value)
+            elif getattr(self, key) != value:
+                raise ConfigError(
+                    "--%s %s differs from the run being resumed (%s); only %s may change "
+                    "on --resume" % (key.replace("_", "-"), value, getattr(self, key),
+                                     ", ".join(_flag(k) for k in RESUMABLE_OVERRIDES)))
+        if "out_dir" not in flags:  # <run>/checkpoints/iter_X -> <run>
+            self.out_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+        return self.validate()
+
+    @property
+    def distributed(self):
+        """Whether this process is one worker of a ``dist_*`` job."""
+        return self.kvstore.startswith("dist")
 
     def validate(self):
         """Raise :class:`ConfigError` naming the first invalid setting; return self."""

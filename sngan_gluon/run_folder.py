@@ -22,6 +22,7 @@ import mxnet as mx
 import numpy as np
 
 from . import checkpoint as ckpt
+from .errors import UserError
 from .fileio import atomic_path, error_summary
 from .visualize import plot_curves, save_image_grid
 
@@ -31,7 +32,7 @@ LOG_FIELDS = ["iteration", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "lr"
 LOCK_FILE = ".lock"
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(UserError, RuntimeError):
     """The run folder cannot be used (in use, holds another run); the message says how to go on."""
 
 

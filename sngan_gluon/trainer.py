@@ -33,6 +33,7 @@ from . import checkpoint as ckpt
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
 from .data import get_dataset, to_uint8
+from .evaluation import training_evaluator
 from .extensions import (Evaluate, Extension, LogReport, SampleGrid, Snapshot,
                          TrainingError)
 from .models import apply_init, get_discriminator, get_generator
@@ -127,7 +128,25 @@ class GANTrainer:
     kvstore : optional ``dist_*`` kvstore (``mx.kv.create('dist_sync')``) for a
         distributed run (see :mod:`sngan_gluon.launch`): the trainer reads shard
         ``kvstore.rank`` of ``kvstore.num_workers`` and sums gradients through it.
+
+    :meth:`for_run` builds the trainer from ``config`` alone, as ``sngan-train`` does.
     """
+
+    @classmethod
+    def for_run(cls, config):
+        """The trainer of the run ``config`` describes, kvstore and evaluator included.
+
+        ``--kvstore dist_*``: the kvstore is created here (this process is then one
+        worker of a job that :mod:`sngan_gluon.launch` started). Only rank 0
+        evaluates: it builds the evaluator ``--eval-every`` asks for first, so missing
+        feature-network weights stop the run before any data is read.
+        """
+        kvstore = mx.kv.create(config.kvstore) if config.distributed else None
+        chief = kvstore is None or kvstore.rank == 0
+        evaluator = training_evaluator(config) if config.eval_every and chief else None
+        trainer = cls(config, kvstore=kvstore)
+        trainer.evaluator = evaluator
+        return trainer
 
     def __init__(self, config, dataset=None, kvstore=None):
         self.config = config.validate()
@@ -137,6 +156,7 @@ class GANTrainer:
         self.rank = kvstore.rank if kvstore is not None else 0
         self.num_workers = kvstore.num_workers if kvstore is not None else 1
         self.is_chief = self.rank == 0
+        self.evaluator = None  # train()'s default; for_run sets it on rank 0
         self.dataset = dataset if dataset is not None else self._load_dataset()
         self.image_size, self.channels = self.dataset.images.shape[1], self.dataset.images.shape[3]
         self.num_classes = int(self.dataset.num_classes) if config.conditional else 0
@@ -240,11 +260,13 @@ class GANTrainer:
         before ``out_dir`` is touched. ``progress``: True for a tqdm bar (not
         with ``config.quiet``), False for none, or a callable ``(total,
         initial)`` making a tqdm-like bar. ``evaluator(trainer) -> dict`` runs
-        every ``config.eval_every`` iterations. A stop signal saves a checkpoint
-        and raises :class:`~sngan_gluon.signals.Interrupted` (a
-        ``KeyboardInterrupt`` whose ``args[0]`` is the checkpoint's folder); a
-        NaN/Inf loss raises :class:`TrainingError`, the last good checkpoint kept.
+        every ``config.eval_every`` iterations (default: the trainer's own). A
+        stop signal saves a checkpoint and raises
+        :class:`~sngan_gluon.signals.Interrupted` (a ``KeyboardInterrupt`` whose
+        ``args[0]`` is the checkpoint's folder); a NaN/Inf loss raises
+        :class:`TrainingError`, the last good checkpoint kept.
         """
+        evaluator = evaluator if evaluator is not None else self.evaluator
         entries = self._built_in_extensions(evaluator) + self._extensions
         entries = [e for e in entries if self.is_chief or not e.chief_only]
         self._initialized = []
@@ -314,11 +336,6 @@ class GANTrainer:
         raise Interrupted(path, signal_name)
 
 
-def default_out_dir(config):
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", "%s-%s-%s" % (config.dataset, config.arch, stamp))
-
-
 def config_from_checkpoint(path):
     """The TrainConfig saved in a checkpoint folder."""
     state = ckpt.read_state(path)
@@ -329,4 +346,4 @@ def config_from_checkpoint(path):
 
 
 __all__ = ["GANTrainer", "TrainingError", "BatchStream", "Extension", "Interrupted",
-           "get_contexts", "default_out_dir", "config_from_checkpoint", "LOG_FIELDS"]
+           "get_contexts", "config_from_checkpoint", "LOG_FIELDS"]
