@@ -105,6 +105,12 @@ def _warm_up(G, D, ctxs, z_dim, num_classes):
             D(x) if y is None else D(x, y)
 
 
+# A dist kvstore lives until the process ends: freeing it (say, as an error unwinds
+# for_run) runs ps-lite's finalize, which waits for every other worker, so a failing
+# worker would hang instead of reporting and exiting.
+_DIST_KVSTORES = []
+
+
 class _Entry:
     """A registered extension and when it runs."""
 
@@ -141,7 +147,10 @@ class GANTrainer:
         evaluates: it builds the evaluator ``--eval-every`` asks for first, so missing
         feature-network weights stop the run before any data is read.
         """
-        kvstore = mx.kv.create(config.kvstore) if config.distributed else None
+        kvstore = None
+        if config.distributed:
+            kvstore = mx.kv.create(config.kvstore)
+            _DIST_KVSTORES.append(kvstore)
         chief = kvstore is None or kvstore.rank == 0
         evaluator = training_evaluator(config) if config.eval_every and chief else None
         trainer = cls(config, kvstore=kvstore)
