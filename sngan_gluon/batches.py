@@ -4,6 +4,7 @@ import numpy as np
 from mxnet import gluon, nd
 
 from .config import ConfigError
+from .data import to_tensor
 
 
 class BatchStream:
@@ -19,7 +20,6 @@ class BatchStream:
 
     def __init__(self, dataset, batch_size, seed, epoch=0, batch=0, num_workers=0,
                  shuffle=True):
-        from .data import to_tensor
         self._to_tensor = to_tensor
         self.images, self.labels = dataset.images, dataset.labels
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle

@@ -31,7 +31,10 @@ import sys
 import time
 
 import mxnet as mx
+import numpy as np
 
+from .config import ConfigError, TrainConfig
+from .errors import UserError
 from .fileio import error_summary
 
 _NAME = re.compile(r"^iter_(\d{7,})$")
@@ -43,7 +46,7 @@ OPTIMIZER_FILES = {"g_trainer.states": ("g_trainer", "G"),
                    "d_trainer.states": ("d_trainer", "D")}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint cannot be found, read or trusted; the message says which and why."""
 
 
@@ -247,7 +250,6 @@ def _is_number(value):
 
 def _state_problem(state, ckpt_path):
     """What is wrong with ``state`` (a phrase), or None."""
-    from .config import ConfigError, TrainConfig
     if not isinstance(state, dict):
         return "is not an object"
     for key in ("iteration", "epoch", "batch"):
@@ -299,7 +301,6 @@ def rng_to_json(rng):
 
 
 def rng_from_json(values):
-    import numpy as np
     rng = np.random.RandomState()
     name, keys, pos, has_gauss, cached = values
     rng.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
@@ -319,24 +320,9 @@ def trainer_state(trainer):
     }
     if trainer.G_ema is not None:
         writers["generator_ema.params"] = _verified(trainer.G_ema.save_parameters)
-    state = {
-        "iteration": updater.iteration,
-        "epoch": updater.stream.epoch,
-        "batch": updater.stream.batch,
-        "noise_rng": rng_to_json(updater.noise_rng),
-        "best_fid": None if math.isinf(trainer.best_fid) else trainer.best_fid,
-        "config": trainer.config.to_dict(),
-        "files": sorted(writers),
-        "num_classes": trainer.num_classes,
-        "image_size": trainer.image_size,
-        "channels": trainer.channels,
-    }
-    identity = getattr(trainer.dataset, "identity", None)
-    if identity is not None:
-        state["dataset"] = identity
-    for term in updater.terms:
-        if term.state_key:
-            state[term.state_key] = term.state()
+    state = trainer.state()
+    state.update(noise_rng=rng_to_json(state["noise_rng"]), files=sorted(writers),
+                 best_fid=None if math.isinf(state["best_fid"]) else state["best_fid"])
     return writers, state
 
 
@@ -390,8 +376,7 @@ def load(trainer, path, accept_changed_data=False):
         print("warning: the dataset changed since checkpoint %s (%s then, %s now); going on "
               "with it, no longer bit for bit" % (path, describe_data(recorded),
                                                     describe_data(current)), file=sys.stderr)
-    position = state["epoch"] * updater.stream.batches_per_epoch + state["batch"]
-    if trainer.is_chief and not changed and position != state["iteration"] * trainer.config.n_dis:
+    if trainer.is_chief and not changed and not updater.position_fits(state):
         where = ("checkpoint %s: its data position (epoch %d, batch %d) is not where iteration "
                  "%d ends with this dataset's %d batches an epoch"
                  % (path, state["epoch"], state["batch"], state["iteration"],
@@ -413,36 +398,12 @@ def load(trainer, path, accept_changed_data=False):
             EOFError) as err:  # the networks are built from the checkpoint's own config
         raise DamagedCheckpoint("checkpoint %s is damaged or does not match this model: %s"
                                 % (path, error_summary(err)))
-    _restore_position(trainer, state, exact=not changed)
-    for term in updater.terms:
-        if term.state_key:
-            term.load_state(state.get(term.state_key))
-    if state.get("best_fid") is not None:
-        trainer.best_fid = float(state["best_fid"])
+    restored = dict(state, noise_rng=rng_from_json(state["noise_rng"]))
+    if changed:  # another dataset: the position that the iteration implies
+        restored["epoch"], restored["batch"] = divmod(state["iteration"] * trainer.config.n_dis,
+                                                      updater.stream.batches_per_epoch)
+    trainer.load_state(restored)
     return state
-
-
-def _restore_position(trainer, state, exact=True):
-    """Seek the data stream and restore the noise generator; ``exact=False`` (another
-    dataset): the position that the iteration implies, as on the other workers."""
-    import numpy as np
-    updater, config = trainer.updater, trainer.config
-    updater.iteration = state["iteration"]
-    epoch, batch = state["epoch"], state["batch"]
-    updater.noise_rng = rng_from_json(state["noise_rng"])
-    if not exact:
-        epoch, batch = divmod(updater.iteration * config.n_dis,
-                              updater.stream.batches_per_epoch)
-    if not trainer.is_chief:
-        # The checkpoint holds rank 0's data position and noise generator. Another
-        # rank's position follows from the iteration (every iteration reads n_dis
-        # batches), but its generator state is known to no file: it restarts from
-        # (seed, rank, iteration), so the ranks keep drawing different noise.
-        epoch, batch = divmod(updater.iteration * config.n_dis,
-                              updater.stream.batches_per_epoch)
-        updater.noise_rng = np.random.RandomState(
-            [config.seed * 1000 + 17 + trainer.rank, updater.iteration])
-    updater.seek(epoch, batch)
 
 
 def describe_data(identity):

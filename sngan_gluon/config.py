@@ -7,8 +7,17 @@ checkpoint, so a run can be reproduced or resumed from its folder alone.
 import dataclasses
 import json
 import math
+import os
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
+
+from .augment import parse_policy
+from .data import DATASETS, DEFAULT_IMAGE_SIZES, dataset_key
+from .errors import UserError
+from .feature_nets import FEATURE_NETS
+from .losses import LOSSES
+from .models import INITS, MODELS, image_size_for
 
 #: Adam and n_dis settings of Miyato et al. (2018), table 1, plus the setting the
 #: authors trained their ResNets with (sngan_projection configs): name ->
@@ -52,7 +61,7 @@ RESUMABLE_OVERRIDES = ("iterations", "epochs", "log_every", "sample_every", "che
                        "feature_net", "feature_net_params", "tensorboard")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A setting a user gave is invalid; the message says which and why."""
 
 
@@ -105,6 +114,54 @@ class TrainConfig:
     tensorboard: bool = False             # also write TensorBoard events to <run>/tensorboard
     setting: Optional[str] = None
 
+    @classmethod
+    def for_new_run(cls, flags):
+        """A new run's config from the settings a user gave (``{field: value}``, only those).
+
+        The paper setting ``flags["setting"]`` is applied first, then the other
+        flags over it. The result is validated and records the image side the
+        run trains at (:meth:`resolved_image_size`) and its run folder
+        (``out_dir``, default ``runs/<dataset>-<arch>-<date>-<time>``).
+        """
+        config = cls()
+        if flags.get("setting"):
+            config.apply_setting(flags["setting"])
+        for key, value in flags.items():
+            if key != "setting":
+                setattr(config, key, value)
+        config.validate()
+        config.image_size = config.resolved_image_size()
+        if config.out_dir is None:
+            config.out_dir = os.path.join("runs", "%s-%s-%s" % (
+                config.dataset, config.arch, time.strftime("%Y%m%d-%H%M%S")))
+        return config
+
+    def resumed(self, flags, checkpoint):
+        """This config, saved in the folder ``checkpoint``, continued with the settings a
+        user gave (``{field: value}``, only those); validated.
+
+        Only :data:`RESUMABLE_OVERRIDES` and ``out_dir`` may change: any other
+        setting given with a different value is a :class:`ConfigError`. Without
+        ``out_dir`` the run continues in the run folder that holds ``checkpoint``
+        now, even if it was moved since it was saved.
+        """
+        for key, value in flags.items():
+            if key in RESUMABLE_OVERRIDES or key == "out_dir":
+                setattr(self, key, value)
+            elif getattr(self, key) != value:
+                raise ConfigError(
+                    "--%s %s differs from the run being resumed (%s); only %s may change "
+                    "on --resume" % (key.replace("_", "-"), value, getattr(self, key),
+                                     ", ".join(_flag(k) for k in RESUMABLE_OVERRIDES)))
+        if "out_dir" not in flags:  # <run>/checkpoints/iter_X -> <run>
+            self.out_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+        return self.validate()
+
+    @property
+    def distributed(self):
+        """Whether this process is one worker of a ``dist_*`` job."""
+        return self.kvstore.startswith("dist")
+
     def validate(self):
         """Raise :class:`ConfigError` naming the first invalid setting; return self."""
         self._check_numbers()
@@ -147,17 +204,12 @@ class TrainConfig:
 
     def _check_choices(self):
         """Names must be in the registries the command line builds its choices from."""
-        from .augment import parse_policy
-        from .data import DATASETS, dataset_key
-        from .losses import LOSSES
-        from .models import INITS, MODELS
         _check_choice("dataset", dataset_key(self.dataset), DATASETS)
         _check_choice("arch", self.arch, MODELS)
         _check_choice("init", self.init, INITS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
         _check_choice("kvstore", self.kvstore, KVSTORES)
-        from .feature_nets import FEATURE_NETS
         _check_choice("feature_net", self.feature_net, FEATURE_NETS)
         if self.setting is not None:
             _check_choice("setting", self.setting, SETTINGS)
@@ -189,8 +241,6 @@ class TrainConfig:
         the dataset's own side when the architecture has a layout for it, else
         the architecture's default side (see :data:`sngan_gluon.models.MODELS`).
         """
-        from .data import DEFAULT_IMAGE_SIZES, dataset_key
-        from .models import image_size_for
         try:
             return image_size_for(self.arch, self.image_size,
                                   DEFAULT_IMAGE_SIZES.get(dataset_key(self.dataset)))

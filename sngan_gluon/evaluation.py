@@ -14,12 +14,14 @@ import zipfile
 
 import numpy as np
 
+from .data import get_dataset, to_uint8
 from .feature_nets import get_feature_net
 from .fileio import atomic_path, error_summary
 from .image_files import ImageFiles
 from .metrics import (FID_PROTOCOLS, REFERENCE_SEED, FeatureStats, fid_from_stats,
                       inception_score_of_logits, kernel_inception_distance,
                       precision_recall_density_coverage)
+from .sampling import LoadedGenerator, generate_batches
 
 __all__ = ["extract_features", "quantized_rgb_batches", "dataset_batches",
            "cached_features", "real_features_cache_path", "protocol_sizes", "score_features",
@@ -43,7 +45,6 @@ def quantized_rgb_batches(float_batches):
     Quantized as ``sngan-generate`` writes images (``round((x + 1) * 127.5)``), so
     scoring a checkpoint equals scoring its ``.npz``; one channel is repeated.
     """
-    from .data import to_uint8
     for batch in float_batches:
         images = to_uint8(batch)
         if images.shape[3] == 1:
@@ -193,7 +194,6 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
     ``config.feature_net_params`` choose the network unless ``extractor`` is given;
     it is loaded at once (a MetricsError if its weights are missing).
     """
-    from .sampling import generate_batches
     # Built now, not at the first evaluation: missing weights stop the run before training.
     net = feature_net or config.feature_net
     state = {"extractor": extractor or get_feature_net(net, config.feature_net_params)}
@@ -222,7 +222,6 @@ def _generated_source(checkpoint, images, num, seed, ema, ctx, batch_size, gener
         files = ImageFiles(images)
         count = len(files) if num is None else min(num, len(files))
         return files.batches(count, batch_size), count, {"images": images}, None
-    from .sampling import LoadedGenerator
     gen = LoadedGenerator(checkpoint, ctx=ctx, use_ema=ema)
     batches = quantized_rgb_batches(gen.generate(num, seed=seed, batch_size=batch_size))
     return batches, num, {"checkpoint": gen.path, "iteration": gen.iteration,
@@ -234,7 +233,6 @@ def _real_features(real, dataset, split, data_path, num_real, gen, extractor, ba
     if real is not None:
         features, _ = extract_features(ImageFiles(real).batches(num_real, batch_size), extractor)
         return features, real
-    from .data import get_dataset
     if dataset is None and gen is None:
         raise ValueError("--images needs a real set to compare with: --real DIR_OR_NPZ or "
                          "--dataset NAME")

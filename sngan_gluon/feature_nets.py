@@ -22,7 +22,9 @@ from mxnet import gluon, nd
 from .data import download
 from .fileio import atomic_path, error_summary, file_digest
 from ._compat import gluoncv_model_zoo, repo_file_url
+from .inception_weights import tf_inception_params
 from .metrics import MetricsError
+from .tf_inception import TFInceptionV3, tf1_resize_matrix
 
 __all__ = ["FEATURE_NETS", "get_feature_net", "check_images", "TFInceptionExtractor",
            "GluonCVInceptionExtractor"]
@@ -134,8 +136,6 @@ class TFInceptionExtractor(_Extractor):
 
     def __init__(self, params_file=None, pretrained=True, ctx=mx.cpu(), batch_size=100,
                  root=None):
-        from .inception_weights import tf_inception_params
-        from .tf_inception import TFInceptionV3
         super(TFInceptionExtractor, self).__init__(ctx, batch_size)
         self.net = TFInceptionV3()
         self._resize = {}
@@ -156,7 +156,6 @@ class TFInceptionExtractor(_Extractor):
         _hybridize(self.net, ctx)
 
     def _forward(self, x):
-        from .tf_inception import tf1_resize_matrix
         size = x.shape[2:]
         if size not in self._resize:
             self._resize[size] = tuple(nd.array(tf1_resize_matrix(s), ctx=self.ctx)

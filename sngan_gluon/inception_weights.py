@@ -17,12 +17,14 @@ import os
 import pickle
 import zipfile
 
+import mxnet as mx
 import numpy as np
 
 from ._compat import params_with_prefix
 from .data import download
 from .fileio import atomic_path, error_summary, file_digest
 from .metrics import MetricsError
+from .tf_inception import TFInceptionV3
 
 __all__ = ["WEIGHTS_URL", "read_torch_state_dict", "convert_state_dict",
            "tf_inception_params", "models_folder"]
@@ -217,7 +219,6 @@ def convert_state_dict(state, source="the state dict"):
     MetricsError
         A key is missing or unexpected, or a shape differs: not this network.
     """
-    from .tf_inception import TFInceptionV3
     expected = {key: param.shape
                 for key, param in params_with_prefix(TFInceptionV3()).items()}
     arrays = {}
@@ -242,7 +243,6 @@ def convert_state_dict(state, source="the state dict"):
 
 def _save_params(arrays, path):
     """Write ``arrays`` as a Gluon ``.params`` file, atomically (nothing left on failure)."""
-    import mxnet as mx
     with atomic_path(path) as tmp:
         mx.nd.save(tmp, {key: mx.nd.array(value) for key, value in arrays.items()})
 

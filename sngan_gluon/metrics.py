@@ -24,6 +24,7 @@ import zipfile
 import numpy as np
 from scipy.special import log_softmax, rel_entr
 
+from .errors import UserError
 from .fileio import atomic_path, error_summary
 
 __all__ = ["MetricsError", "inception_score", "inception_score_of_logits", "frechet_distance",
@@ -57,7 +58,7 @@ _NEGATIVE_EIG_TOL = 1e-6
 REFERENCE_SEED = 2020
 
 
-class MetricsError(RuntimeError):
+class MetricsError(UserError, RuntimeError):
     """A metric cannot be computed for a reason the user can fix (weights, cache files)."""
 
 

@@ -33,6 +33,7 @@ import mxnet as mx
 import numpy as np
 
 from . import checkpoint as ckpt
+from .errors import UserError
 from .fileio import atomic_path, error_summary, out_of_memory
 from .visualize import plot_curves, save_image_grid
 
@@ -47,7 +48,7 @@ OUTPUTS = ("config.json", "dataset.json", "log.csv", "loss.png", "sigmas.csv", "
            "fixed_noise.npz", "samples", "tensorboard")
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(UserError, RuntimeError):
     """The run folder cannot be used (in use, holds another run); the message says how to go on."""
 
 

@@ -25,6 +25,7 @@ from .extensions import Extension
 from .fileio import atomic_path
 from .run_folder import writing
 from .spectra import SigmaMonitor
+from .visualize import _pyplot
 
 __all__ = ["SigmaLog", "read_sigmas", "plot_sigmas", "SIGMAS_FILE", "SIGMA_PLOT"]
 
@@ -61,7 +62,6 @@ def plot_sigmas(layers, rows, path, title=None):
     ``rows``: dicts with ``iteration`` and one float per name in ``layers``
     (as :func:`read_sigmas` returns); written whole or not at all.
     """
-    from .visualize import _pyplot
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, name in enumerate(layers):

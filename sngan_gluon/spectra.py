@@ -22,53 +22,17 @@ import numpy as np
 
 import mxnet as mx
 from mxnet import nd
-from mxnet.gluon import nn
 
 from . import checkpoint as ckpt
-from ._compat import children
+from .fileio import atomic_path
+from .models import get_discriminator
 from .nn.spectral_norm import SpectralNormMixin, weight_matrix
+from .nn.walk import layer_matrix, out_axis, weight_layers
 from .nn.warmup import iterate_to
+from .visualize import _pyplot
 
 __all__ = ["weight_layers", "layer_matrix", "SigmaMonitor", "layer_sigmas", "layer_spectra",
            "describe_layers", "format_table", "plot_spectra", "load_discriminator"]
-
-_PLAIN_KINDS = (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Dense, nn.Embedding)
-# Gluon stores a transposed convolution's weight (in, out, ...): its output axis is 1.
-_TRANSPOSED = (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
-
-
-def weight_layers(net, path=""):
-    """OrderedDict path -> layer of every SN layer and plain convolution, transposed
-    convolution, dense and embedding layer under ``net``, each once, in definition order."""
-    out, seen = OrderedDict(), set()
-
-    def visit(block, prefix):
-        for key, child in children(block).items():
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            if isinstance(child, (SpectralNormMixin,) + _PLAIN_KINDS + _TRANSPOSED):
-                out[prefix + key] = child
-            visit(child, prefix + key + ".")
-
-    visit(net, path)
-    return out
-
-
-def _out_axis(layer):
-    if isinstance(layer, SpectralNormMixin):
-        return layer._sn_out_axis
-    return 1 if isinstance(layer, _TRANSPOSED) else 0
-
-
-def layer_matrix(layer, ctx=None):
-    """The layer's raw weight as the (outputs, -1) matrix SN normalizes: NDArray.
-
-    A copy: a plain convolution run in inference keeps its weight in a oneDNN
-    blocked layout that reshapes misread; the copy is in the plain layout.
-    """
-    ctx = ctx or layer.weight.list_ctx()[0]
-    return weight_matrix(nd, layer.weight.data(ctx).copy(), _out_axis(layer))
 
 
 class SigmaMonitor:
@@ -134,7 +98,7 @@ def layer_spectra(net):
     out = OrderedDict()
     for path, layer in weight_layers(net).items():
         if isinstance(layer, SpectralNormMixin):
-            w_mat = weight_matrix(nd, layer.normalized_weight(), _out_axis(layer))
+            w_mat = weight_matrix(nd, layer.normalized_weight(), out_axis(layer))
         else:
             w_mat = layer_matrix(layer)
         out[path] = np.linalg.svd(w_mat.asnumpy().astype(np.float64), compute_uv=False)
@@ -172,8 +136,6 @@ def plot_spectra(spectra, path, title=None):
     ``spectra``: OrderedDict run label -> (OrderedDict layer -> singular values);
     layers are matched by name across runs.
     """
-    from .fileio import atomic_path
-    from .visualize import _pyplot
     plt = _pyplot()
     layers = []
     for run in spectra.values():
@@ -219,7 +181,6 @@ def load_discriminator(checkpoint, ctx=None):
 
 
 def _load_discriminator(path, ctx):
-    from .models import get_discriminator
     state = ckpt.read_state(path)
     config = state["config"]
     params = os.path.join(path, "discriminator.params")

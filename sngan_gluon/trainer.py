@@ -27,11 +27,14 @@ import numpy as np
 
 import mxnet as mx
 from mxnet import nd
+from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import devices
 from .batches import BatchStream
 from .config import ConfigError, TrainConfig
+from .data import get_dataset, to_uint8
+from .evaluation import training_evaluator
 from .extensions import (Evaluate, LogReport, ProgressGif, SampleGrid, Snapshot,
                          TrainingError)
 from .fileio import error_summary, out_of_memory
@@ -43,7 +46,7 @@ from .sigma_log import SigmaLog
 from .signals import Interrupted, StopRequest
 from .tensorboard_log import TensorBoard, summary_writer_class
 from .terms import terms_from_config
-from .updater import EMA, Updater
+from .updater import EMA, Updater, noise_rng
 
 
 def get_contexts(config):
@@ -92,6 +95,12 @@ def _initialize_shapes(G, D, ctxs, z_dim, num_classes):
             D(x) if y is None else D(x, y)
 
 
+# A dist kvstore lives until the process ends: freeing it (say, as an error unwinds
+# for_run) runs ps-lite's finalize, which waits for every other worker, so a failing
+# worker would hang instead of reporting and exiting.
+_DIST_KVSTORES = []
+
+
 class _Entry:
     """A registered extension and when it runs."""
 
@@ -115,7 +124,28 @@ class GANTrainer:
     kvstore : optional ``dist_*`` kvstore (``mx.kv.create('dist_sync')``) for a
         distributed run (see :mod:`sngan_gluon.launcher`): the trainer reads shard
         ``kvstore.rank`` of ``kvstore.num_workers`` and sums gradients through it.
+
+    :meth:`for_run` builds the trainer from ``config`` alone, as ``sngan-train`` does.
     """
+
+    @classmethod
+    def for_run(cls, config):
+        """The trainer of the run ``config`` describes, kvstore and evaluator included.
+
+        ``--kvstore dist_*``: the kvstore is created here (this process is then one
+        worker of a job that :mod:`sngan_gluon.launch` started). Only rank 0
+        evaluates: it builds the evaluator ``--eval-every`` asks for first, so missing
+        feature-network weights stop the run before any data is read.
+        """
+        kvstore = None
+        if config.distributed:
+            kvstore = mx.kv.create(config.kvstore)
+            _DIST_KVSTORES.append(kvstore)
+        chief = kvstore is None or kvstore.rank == 0
+        evaluator = training_evaluator(config) if config.eval_every and chief else None
+        trainer = cls(config, kvstore=kvstore)
+        trainer.evaluator = evaluator
+        return trainer
 
     def __init__(self, config, dataset=None, kvstore=None):
         self.config = config.validate()
@@ -125,6 +155,7 @@ class GANTrainer:
         self.rank = kvstore.rank if kvstore is not None else 0
         self.num_workers = kvstore.num_workers if kvstore is not None else 1
         self.is_chief = self.rank == 0
+        self.evaluator = None  # train()'s default; for_run sets it on rank 0
         self.dataset = dataset if dataset is not None else self._load_dataset()
         self.image_size, self.channels = self.dataset.images.shape[1], self.dataset.images.shape[3]
         self.num_classes = int(self.dataset.num_classes) if config.conditional else 0
@@ -147,8 +178,8 @@ class GANTrainer:
                              seed=config.seed * 1000 + self.rank, num_workers=config.num_workers)
         self.total_iterations = config.iterations if config.iterations is not None else \
             max(1, config.epochs * (stream.batches_per_epoch // config.n_dis))
-        noise_rng = np.random.RandomState(config.seed * 1000 + 17 + self.rank)
-        self.updater = Updater(self.G, self.D, config, self.ctxs, stream, noise_rng,
+        self.updater = Updater(self.G, self.D, config, self.ctxs, stream,
+                               noise_rng(config.seed, self.rank),
                                self.num_classes, self.total_iterations,
                                terms=terms_from_config(config, self.ctxs[0]), ema=ema,
                                kv=kvstore, num_workers=self.num_workers)
@@ -159,7 +190,6 @@ class GANTrainer:
         self._extensions = []
 
     def _load_dataset(self):
-        from .data import get_dataset
         cfg = self.config
         return get_dataset(cfg.dataset, root=cfg.data_path,
                            image_size=cfg.resolved_image_size(),
@@ -182,12 +212,29 @@ class GANTrainer:
 
     def sample(self, z, y=None, use_ema=True, ctx=None):
         """Images from the (EMA) generator in inference mode: uint8 (N, H, W, C)."""
-        from .data import to_uint8
         ctx = ctx or self.ctxs[0]
         G = self.G_ema if (use_ema and self.G_ema is not None) else self.G
         z = nd.array(z, ctx=ctx)
         out = G(z) if not self.num_classes else G(z, nd.array(y, ctx=ctx, dtype="int32"))
         return to_uint8(out)
+
+    def state(self):
+        """What a checkpoint keeps besides the files: the updater's state
+        (:meth:`Updater.state`), ``best_fid``, the config as a dict and the data's
+        shape (``num_classes``, ``image_size``, ``channels``) and identity (``dataset``)."""
+        state = dict(self.updater.state(), best_fid=self.best_fid,
+                     config=self.config.to_dict(), num_classes=self.num_classes,
+                     image_size=self.image_size, channels=self.channels)
+        identity = getattr(self.dataset, "identity", None)
+        if identity is not None:  # the data it trains on: a resume on other data is noticed
+            state["dataset"] = identity
+        return state
+
+    def load_state(self, state):
+        """Continue from ``state`` (as :meth:`state` gives it; ``best_fid`` None: none yet)."""
+        self.updater.load_state(state)
+        if state.get("best_fid") is not None:
+            self.best_fid = float(state["best_fid"])
 
     def load_checkpoint(self, path, accept_changed_data=False):
         """Validate and restore a checkpoint folder (see :func:`sngan_gluon.checkpoint.load`)."""
@@ -220,12 +267,14 @@ class GANTrainer:
         changed since is refused unless ``accept_changed_data``. ``progress``:
         True for a tqdm bar (not with ``config.quiet``), False for none, or a
         callable ``(total, initial)`` making a tqdm-like bar.
-        ``evaluator(trainer) -> dict`` runs every ``config.eval_every`` iterations.
+        ``evaluator(trainer) -> dict`` runs every ``config.eval_every`` iterations
+        (default: the trainer's own).
         A stop signal saves a checkpoint and raises :class:`~sngan_gluon.signals.Interrupted` (a
         ``KeyboardInterrupt`` whose ``args[0]`` is the checkpoint's folder); a
         NaN/Inf loss raises :class:`~sngan_gluon.extensions.TrainingError`, the last
         good checkpoint kept.
         """
+        evaluator = evaluator if evaluator is not None else self.evaluator
         entries = self._built_in_extensions(evaluator) + self._extensions
         entries = [e for e in entries if self.is_chief or not e.chief_only]
         self._initialized = []
@@ -270,7 +319,6 @@ class GANTrainer:
         if progress is True:
             if self.config.quiet:
                 return None
-            from tqdm import tqdm
             return tqdm(total=self.total_iterations, initial=self.iteration, unit="it",
                         dynamic_ncols=True, desc="sngan")
         return progress(total=self.total_iterations, initial=self.iteration)
@@ -309,11 +357,6 @@ class GANTrainer:
         raise Interrupted(path, signal_name)
 
 
-def default_out_dir(config):
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", "%s-%s-%s" % (config.dataset, config.arch, stamp))
-
-
 def config_from_checkpoint(path):
     """The TrainConfig saved in a checkpoint folder."""
     state = ckpt.read_state(path)
@@ -323,5 +366,4 @@ def config_from_checkpoint(path):
         raise ckpt.CheckpointError("checkpoint %s has an unreadable config: %s" % (path, err))
 
 
-__all__ = ["GANTrainer", "build_networks", "get_contexts", "default_out_dir",
-           "config_from_checkpoint"]
+__all__ = ["GANTrainer", "build_networks", "get_contexts", "config_from_checkpoint"]

@@ -74,6 +74,18 @@ class InputGradientOnly:
         self._mark(False)
 
 
+def noise_rng(seed, rank, iteration=None):
+    """The generator of worker ``rank``'s noise, labels and augmentations in a run seeded ``seed``.
+
+    From the start: ``RandomState(seed * 1000 + 17 + rank)``. ``iteration``: a
+    rank other than 0 resuming at that iteration, whose generator state no file
+    holds (a checkpoint keeps rank 0's): ``RandomState([seed * 1000 + 17 + rank,
+    iteration])``, so the ranks keep drawing different noise.
+    """
+    key = seed * 1000 + 17 + rank
+    return np.random.RandomState(key if iteration is None else [key, iteration])
+
+
 class EMA:
     """An exponential moving average of a generator's weights, kept in a second generator.
 
@@ -152,11 +164,14 @@ class Updater:
         ``kvstore``, ``n_dis``, ``z_dim``, ``lr_decay``).
     ctxs : list of Context; each batch is split evenly over them.
     stream : iterable of ``(images, labels)`` batches of ``local_batch`` images.
-    noise_rng : numpy ``RandomState`` of the noise, labels and augmentations.
+    noise_rng : numpy ``RandomState`` of the noise, labels and augmentations
+        (:func:`noise_rng`).
     total_iterations : int, the end of the learning-rate schedule.
     terms : list of :class:`~sngan_gluon.terms.Term`.
     ema : :class:`EMA` or None.
     kv : a ``dist_*`` kvstore or None; ``num_workers`` its worker count.
+
+    :meth:`state` / :meth:`load_state` are what a checkpoint keeps of it.
     """
 
     def __init__(self, G, D, config, ctxs, stream, noise_rng, num_classes, total_iterations,
@@ -165,6 +180,7 @@ class Updater:
         self.stream, self.noise_rng, self.num_classes = stream, noise_rng, num_classes
         self.total_iterations, self.terms, self.ema = total_iterations, list(terms), ema
         self.kv, self.num_workers = kv, num_workers
+        self.rank = kv.rank if kv is not None else 0
         self.local_batch = config.batch_size // num_workers
         self.iteration = 0
         self.d_loss_fn, self.g_loss_fn = get_loss(config.loss)
@@ -196,6 +212,39 @@ class Updater:
         """Continue the data from batch ``batch`` of epoch ``epoch`` (after a checkpoint)."""
         self.stream.epoch, self.stream.batch = epoch, batch
         self._batches = None
+
+    def state(self):
+        """What a checkpoint keeps of the updater: ``iteration``, the data position
+        (``epoch``, ``batch``), ``noise_rng`` (the RandomState itself) and each
+        term's state under its ``state_key``."""
+        state = dict(iteration=self.iteration, epoch=self.stream.epoch, batch=self.stream.batch,
+                     noise_rng=self.noise_rng)
+        for term in self.terms:
+            if term.state_key:
+                state[term.state_key] = term.state()
+        return state
+
+    def position_fits(self, state):
+        """Whether ``state``'s data position is where its iteration ends (every
+        iteration reads ``n_dis`` batches); only rank 0's position is saved."""
+        read = state["epoch"] * self.stream.batches_per_epoch + state["batch"]
+        return read == state["iteration"] * self.config.n_dis
+
+    def load_state(self, state):
+        """Continue from ``state`` (as :meth:`state` gives it). Rank 0 takes the saved
+        data position and noise generator; another rank derives its position from the
+        iteration and its generator from :func:`noise_rng`."""
+        self.iteration = state["iteration"]
+        epoch, batch = state["epoch"], state["batch"]
+        self.noise_rng = state["noise_rng"]
+        if self.rank != 0:
+            epoch, batch = divmod(self.iteration * self.config.n_dis,
+                                  self.stream.batches_per_epoch)
+            self.noise_rng = noise_rng(self.config.seed, self.rank, self.iteration)
+        self.seek(epoch, batch)
+        for term in self.terms:
+            if term.state_key:
+                term.load_state(state.get(term.state_key))
 
     def learning_rate(self, iteration):
         if self.config.lr_decay == "linear":

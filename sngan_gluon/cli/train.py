@@ -9,9 +9,16 @@ import os
 import sys
 import traceback
 
-from .. import config as config_mod
+from ..checkpoint import resolve_checkpoint
 from ..config import KVSTORES, LR_DECAYS, SETTINGS, TrainConfig
+from ..data import DATASETS, dataset_key
+from ..errors import UserError
 from ..feature_nets import FEATURE_NETS
+from ..losses import LOSSES
+from ..models import INITS, MODELS
+from ..extensions import TrainingError
+from ..run_folder import RunFolderError, RunFolderWriteError, folder_problem
+from ..trainer import GANTrainer, config_from_checkpoint
 from . import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, finite_float,
                positive_int)
 
@@ -30,15 +37,11 @@ def _gpu_list(text):
 
 
 def _size_defaults():
-    from ..models import MODELS
     return ", ".join("%s %d" % (arch, entry.default_size) for arch, entry in MODELS.items())
 
 
 def build_parser(suppress_defaults=False):
     """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
-    from ..data import DATASETS, dataset_key
-    from ..losses import LOSSES
-    from ..models import INITS, MODELS
     settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
     parser = OneLineParser(
         prog="train.py",
@@ -180,51 +183,20 @@ def build_parser(suppress_defaults=False):
 def make_config(argv=None):
     """Flags -> (TrainConfig, --resume's checkpoint or run folder or None, out_dir or None).
 
-    A new run's config records the image side it trains at (``--image-size``,
-    or the one :meth:`TrainConfig.resolved_image_size` picks).
+    A new run: :meth:`TrainConfig.for_new_run`; ``--resume``: the config saved in
+    the checkpoint, :meth:`TrainConfig.resumed` with the flags given.
     """
-    from ..checkpoint import resolve_checkpoint
-    from ..trainer import config_from_checkpoint
-    args = vars(build_parser().parse_args(argv))
-    explicit = vars(build_parser(suppress_defaults=True).parse_args(argv))
-    explicit.pop("accept_changed_data", None)  # how to resume, not a setting of the run
-    resume = args.pop("resume")
-    out_dir = args.get("out_dir")
-    if resume:
-        ckpt_path = resolve_checkpoint(resume)
-        config = config_from_checkpoint(ckpt_path)
-        for key, value in explicit.items():
-            if key == "resume":
-                continue
-            if key in config_mod.RESUMABLE_OVERRIDES or key == "out_dir":
-                setattr(config, key, value)
-            elif getattr(config, key) != value:
-                raise config_mod.ConfigError(
-                    "--%s %s differs from the run being resumed (%s); only %s may change "
-                    "on --resume" % (key.replace("_", "-"), value, getattr(config, key),
-                                     ", ".join("--" + k.replace("_", "-")
-                                               for k in config_mod.RESUMABLE_OVERRIDES)))
-        if out_dir is None:  # where the checkpoint is now, even if the run was moved
-            out_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt_path)))
-        # the trainer loads it: from a run folder, the newest checkpoint that loads
-        return config.validate(), resume, out_dir
-    setting = args.pop("setting")
-    config = TrainConfig()
-    if setting:
-        config.apply_setting(setting)
-    for key, value in explicit.items():
-        if key != "setting":
-            setattr(config, key, value)
-    config.validate()
-    config.image_size = config.resolved_image_size()
-    return config, None, out_dir
-
-
-def _evaluator_for(config):
-    if not config.eval_every:
-        return None
-    from ..evaluation import training_evaluator
-    return training_evaluator(config)
+    build_parser().parse_args(argv)  # --help, and one line for a bad flag
+    flags = vars(build_parser(suppress_defaults=True).parse_args(argv))  # the flags given
+    flags.pop("accept_changed_data", None)  # how to resume, not a setting of the run
+    resume = flags.pop("resume", None)
+    if not resume:
+        config = TrainConfig.for_new_run(flags)
+        return config, None, config.out_dir
+    ckpt_path = resolve_checkpoint(resume)
+    config = config_from_checkpoint(ckpt_path).resumed(flags, ckpt_path)
+    # the trainer loads it: from a run folder, the newest checkpoint that loads
+    return config, resume, config.out_dir
 
 
 def main(argv=None):
@@ -242,11 +214,11 @@ def main(argv=None):
         except KeyboardInterrupt as err:  # Ctrl-C before the loop handles signals
             code = _fail(_interrupted_message(err), EXIT_INTERRUPTED)
     except BaseException:
-        if job.get("kvstore") is None:
+        if not job.get("distributed"):
             raise
         traceback.print_exc()
         code = EXIT_FAILED
-    if job.get("kvstore") is not None and code != 0:
+    if job.get("distributed") and code != 0:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -254,30 +226,18 @@ def main(argv=None):
 
 
 def _train(argv, job):
-    """Build the trainer and train; returns the exit code (``job["kvstore"]``: a dist one)."""
-    from ..checkpoint import CheckpointError
-    from ..config import ConfigError
-    from ..data import DatasetError
-    from ..extensions import TrainingError
-    from ..metrics import MetricsError
-    from ..run_folder import RunFolderError, RunFolderWriteError, folder_problem
-    from ..trainer import GANTrainer, default_out_dir
+    """Build the trainer and train; returns the exit code (``job["distributed"]``: a
+    worker of a ``dist_*`` job)."""
     try:
         config, resume, out_dir = make_config(argv)
-        out_dir = out_dir or default_out_dir(config)
-        config.out_dir = out_dir
-        if folder_problem(out_dir, resume):  # before any work; RunFolder.open checks again
-            raise RunFolderError(folder_problem(out_dir, resume))
-        if config.kvstore.startswith("dist"):
-            import mxnet as mx
-            job["kvstore"] = mx.kv.create(config.kvstore)
-        kvstore = job.get("kvstore")
-        # only rank 0 evaluates (and loads the feature network)
-        evaluator = _evaluator_for(config) if kvstore is None or kvstore.rank == 0 else None
-        trainer = GANTrainer(config, kvstore=kvstore)
+        job["distributed"] = config.distributed
+        problem = folder_problem(out_dir, resume)
+        if problem:  # before any work; RunFolder.open checks again
+            raise RunFolderError(problem)
+        trainer = GANTrainer.for_run(config)
         accept = build_parser().parse_args(argv).accept_changed_data
-        trainer.train(out_dir, resume=resume, evaluator=evaluator, accept_changed_data=accept)
-    except (ConfigError, DatasetError, CheckpointError, MetricsError, RunFolderError) as err:
+        trainer.train(out_dir, resume=resume, accept_changed_data=accept)
+    except UserError as err:
         return _fail("error: %s" % err, EXIT_USER_ERROR)
     except (TrainingError, RunFolderWriteError) as err:
         return _fail("error: %s" % err, EXIT_FAILED)

@@ -2,10 +2,12 @@
 import numpy as np
 from mxnet import gluon
 
+from ..errors import UserError
+
 __all__ = ["DatasetError", "ImageDataset"]
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset cannot be loaded because of something the user can fix; the message says
     what is wrong and what to do."""
 

@@ -6,10 +6,12 @@ from functools import partial
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
+from mxnet.gluon.contrib.nn import SyncBatchNorm
 from mxnet.ndarray import NDArray
 
-from .._compat import children, layer_kwargs, replace_child
+from .._compat import layer_kwargs
 from ..nn import SNConv2D, SNDense, SNEmbedding
+from ..nn.walk import replace_blocks
 
 __all__ = ["DiscriminatorLayers", "discriminator_layers", "glorot_uniform", "RESIDUAL_GAIN",
            "ProjectionOutput", "Generator", "Discriminator", "check_common", "check_image_size"]
@@ -151,19 +153,14 @@ def to_sync_batchnorm(block, num_devices):
     before ``initialize``; the replacements keep each layer's channels, momentum,
     epsilon, center and scale. Returns ``block``.
     """
-    from mxnet.gluon.contrib.nn import SyncBatchNorm
-    for key, child in list(children(block).items()):
-        if type(child) is nn.BatchNorm:  # noqa: E721  (subclasses are left alone)
-            kw = layer_kwargs(child)
-            sync = SyncBatchNorm(in_channels=child.gamma.shape[0], num_devices=num_devices,
-                                 momentum=kw["momentum"], epsilon=kw["eps"],
-                                 center=child.beta.grad_req != "null",
-                                 scale=child.gamma.grad_req != "null",
-                                 prefix=child.prefix)
-            replace_child(block, key, sync)
-            for attr, value in list(vars(block).items()):
-                if value is child:
-                    object.__setattr__(block, attr, sync)
-        else:
-            to_sync_batchnorm(child, num_devices)
+    def convert_one(path, child):
+        if type(child) is not nn.BatchNorm:  # noqa: E721  (subclasses are left alone)
+            return child
+        kw = layer_kwargs(child)
+        return SyncBatchNorm(in_channels=child.gamma.shape[0], num_devices=num_devices,
+                             momentum=kw["momentum"], epsilon=kw["eps"],
+                             center=child.beta.grad_req != "null",
+                             scale=child.gamma.grad_req != "null", prefix=child.prefix)
+
+    replace_blocks(block, convert_one)
     return block

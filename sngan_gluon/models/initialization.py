@@ -18,6 +18,8 @@ import math
 from mxnet import nd
 from mxnet.gluon import nn
 
+from ..nn.walk import weight_layers
+
 #: name -> description; the command line's ``--init`` choices.
 INITS = {
     "arch": "the architecture's own (the authors'): Normal(0.02) for dcgan, GlorotUniform for "
@@ -38,8 +40,7 @@ def pytorch_init(net):
     Draws come from MXNet's random generator (``mx.random.seed`` makes them
     repeatable) and are set on every context the parameters live on. Returns ``net``.
     """
-    from ..spectra import weight_layers  # every convolution, dense and embedding layer
-    for layer in weight_layers(net).values():
+    for layer in weight_layers(net).values():  # every convolution, dense and embedding layer
         if isinstance(layer, nn.Embedding):
             layer.weight.set_data(nd.random.normal(0, 1, shape=layer.weight.shape))
             continue

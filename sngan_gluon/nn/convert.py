@@ -21,11 +21,12 @@ from collections import Counter
 import mxnet as mx
 from mxnet.gluon import Block, HybridBlock, nn
 
-from .._compat import (activation_name, children, clear_cached_graph, conv_in_channels,
-                       dense_shape_args, hybridize_flags, layer_kwargs, outside_name_scopes,
-                       own_param_names, param_deferred, param_initialized, replace_child)
+from .._compat import (activation_name, conv_in_channels, dense_shape_args, hybridize_flags,
+                       layer_kwargs, outside_name_scopes, own_param_names, param_deferred,
+                       param_initialized)
 from .layers import SNConv1D, SNConv2D, SNConv2DTranspose, SNConv3D, SNDense, SNEmbedding
 from .spectral_norm import SpectralNormMixin
+from .walk import replace_blocks, sn_layers
 from .warmup import advance_u, weight_ready
 
 __all__ = ["spectral_norm", "remove_spectral_norm", "layer_config", "SN_TWINS"]
@@ -119,61 +120,6 @@ def _plain_twin(layer):
     return plain
 
 
-def _walk(block, convert_one, path="", memo=None, seen=None):
-    """Apply ``convert_one(name, child)`` to every descendant of ``block``: it returns a
-    replacement, put in the parent's child slot; or ``child``, whose own children are
-    visited next; or None, leaving ``child`` and everything under it alone. A child held
-    in several places is converted once. Returns {id(old): (old, new)} of what changed."""
-    memo = {} if memo is None else memo
-    seen = set() if seen is None else seen
-    if id(block) in seen:
-        return memo
-    seen.add(id(block))
-    for key, child in list(children(block).items()):
-        name = path + key
-        if id(child) not in memo:
-            memo[id(child)] = (child, convert_one(name, child))  # keeps `child` alive
-        new = memo[id(child)][1]
-        if new is child:
-            _walk(child, convert_one, name + ".", memo, seen)
-        elif new is not None:
-            replace_child(block, key, new)
-    return {key: pair for key, pair in memo.items() if pair[1] not in (None, pair[0])}
-
-
-def _repoint(root, replaced):
-    """Re-point every attribute of every block that still holds a replaced child (a block
-    may call ``self.conv1`` besides holding it in a Sequential, or keep a list of taps)."""
-    def new_of(value):
-        pair = replaced.get(id(value))
-        return pair[1] if pair is not None and pair[0] is value else value
-
-    for block in _blocks(root):
-        for attr, value in list(vars(block).items()):
-            if attr == "_children":
-                continue
-            if isinstance(value, Block) and new_of(value) is not value:
-                object.__setattr__(block, attr, new_of(value))
-            elif isinstance(value, list):
-                value[:] = [new_of(item) for item in value]
-
-
-def _blocks(block, seen=None):
-    seen = set() if seen is None else seen
-    if id(block) not in seen:
-        seen.add(id(block))
-        yield block
-        for child in children(block).values():
-            yield from _blocks(child, seen)
-
-
-def _clear_cached_graphs(block):
-    # A hybridized ancestor caches a graph built from the old children.
-    for b in _blocks(block):
-        if isinstance(b, HybridBlock):
-            clear_cached_graph(b)
-
-
 def _has_weight(block):
     return any(name.endswith("weight") for name in own_param_names(block))
 
@@ -190,8 +136,7 @@ def _convert_root(block, convert_one):
     if new is None:
         return block
     if new is block:
-        _repoint(block, _walk(block, convert_one))
-        _clear_cached_graphs(block)
+        replace_blocks(block, convert_one)
     return new
 
 
@@ -288,7 +233,7 @@ def remove_spectral_norm(block):
     without SN layers is returned unchanged with a ``UserWarning``.
     """
     _check_block(block, "remove_spectral_norm")
-    found = [b for b in _blocks(block) if isinstance(b, SpectralNormMixin)]
+    found = sn_layers(block)
     unready = [b.name for b in found
                if not (param_initialized(b.weight) and param_initialized(b.u))]
     if unready:

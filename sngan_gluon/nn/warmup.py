@@ -9,24 +9,11 @@ and by default until sigma has converged rather than a fixed 15 times.
 """
 from mxnet import autograd, nd
 
-from .._compat import children, param_deferred, param_initialized
-from .spectral_norm import SpectralNormMixin, power_iteration, weight_matrix
+from .._compat import param_deferred, param_initialized
+from .spectral_norm import power_iteration, weight_matrix
+from .walk import sn_layers
 
-__all__ = ["warm_up", "advance_u", "iterate_to", "weight_ready", "sn_layers"]
-
-
-def sn_layers(net):
-    """Every SN layer of ``net`` (``net`` itself included), each once, in definition order."""
-    seen, out, stack = set(), [], [net]
-    while stack:
-        block = stack.pop()
-        if id(block) in seen:
-            continue
-        seen.add(id(block))
-        if isinstance(block, SpectralNormMixin):
-            out.append(block)
-        stack.extend(reversed(list(children(block).values())))
-    return out
+__all__ = ["warm_up", "advance_u", "iterate_to", "weight_ready"]
 
 
 def weight_ready(layer):
