@@ -45,7 +45,7 @@ MARKER_FILE = ".sngan_gluon-run"
 #: What a run writes at the top of its folder, besides checkpoints/ and best/:
 #: removed when a run of ours that never saved a checkpoint is started afresh.
 OUTPUTS = ("config.json", "dataset.json", "log.csv", "loss.png", "sigmas.csv", "sigma.png",
-           "fixed_noise.npz", "samples", "tensorboard")
+           "fixed_noise.npz", "samples", "progress.gif", "tensorboard")
 
 
 class RunFolderError(UserError, RuntimeError):

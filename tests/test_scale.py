@@ -363,7 +363,7 @@ def test_dist_sync_workers_agree_read_disjoint_shards_and_only_rank_0_writes(
     run = tmp_path / "run"
     assert sorted(os.listdir(run)) == [".lock", ".sngan_gluon-run", "checkpoints", "config.json",
                                        "dataset.json", "fixed_noise.npz", "log.csv", "loss.png",
-                                       "samples", "sigma.png", "sigmas.csv"]
+                                       "progress.gif", "samples", "sigma.png", "sigmas.csv"]
     assert sorted(os.listdir(run / "checkpoints")) == ["iter_0000002", "iter_0000003"]
     assert len((run / "log.csv").read_text().splitlines()) == 1 + 3
     out = capfd.readouterr().out
