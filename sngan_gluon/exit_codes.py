@@ -1,7 +1,7 @@
 """Exit codes of the package's processes, one meaning each.
 
 Every command-line tool returns them (:mod:`sngan_gluon.cli` re-exports them),
-and the job launcher (:mod:`sngan_gluon.launcher`) reads its workers' codes and
+and the job launcher (:mod:`sngan_gluon.supervise`) reads its workers' codes and
 returns its own with the same meanings.
 """
 

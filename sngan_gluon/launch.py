@@ -1,6 +1,7 @@
 """``python -m sngan_gluon.launch``: see :mod:`sngan_gluon.cli.launch`.
 
-The launcher itself (the ps-lite protocol, the supervision) is :mod:`sngan_gluon.launcher`.
+The launcher itself is :mod:`sngan_gluon.launcher` (the ps-lite protocol) and
+:mod:`sngan_gluon.supervise` (the processes' supervision).
 """
 import sys
 

@@ -33,6 +33,7 @@ import mxnet as mx
 import numpy as np
 
 from . import checkpoint as ckpt
+from .checkpoint_search import remove_stale_temporaries
 from .errors import UserError
 from .fileio import atomic_path, error_summary, out_of_memory
 from .visualize import plot_curves, save_image_grid
@@ -150,8 +151,8 @@ class RunFolder:
                 for _, path in ckpt.list_checkpoints(folder, complete=False)]
 
     def _prepare(self, config, num_classes, resume_state, inside, dataset):
-        ckpt.remove_stale_temporaries(self.checkpoints)
-        ckpt.remove_stale_temporaries(os.path.join(self.path, "best"))
+        remove_stale_temporaries(self.checkpoints)
+        remove_stale_temporaries(os.path.join(self.path, "best"))
         if not inside and self._existing_checkpoints():  # one saved before the lock was ours
             raise RunFolderError("%s already holds a run's checkpoints: continue it with "
                                  "--resume %s" % (self.path, self.path))

@@ -8,6 +8,7 @@ import mxnet as mx
 from mxnet import nd
 
 from . import checkpoint as ckpt
+from .checkpoint_search import load_newest
 from .data import to_uint8
 from .fileio import atomic_path, error_summary
 from .models import get_generator
@@ -79,7 +80,7 @@ class LoadedGenerator:
     def __init__(self, checkpoint, ctx=None, use_ema=True):
         self.ctx = ctx or mx.cpu()
         self._use_ema = use_ema
-        ckpt.load_newest(checkpoint, self._load)  # a damaged one: the next older one
+        load_newest(checkpoint, self._load)  # a damaged one: the next older one
         self.net.hybridize()
 
     def _load(self, path):

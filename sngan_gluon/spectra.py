@@ -24,6 +24,7 @@ import mxnet as mx
 from mxnet import nd
 
 from . import checkpoint as ckpt
+from .checkpoint_search import load_newest
 from .fileio import atomic_path
 from .models import get_discriminator
 from .nn.spectral_norm import SpectralNormMixin, weight_matrix
@@ -177,7 +178,7 @@ def load_discriminator(checkpoint, ctx=None):
     :class:`~sngan_gluon.checkpoint.CheckpointError` (one line) when the
     checkpoint is missing, incomplete or unreadable.
     """
-    return ckpt.load_newest(checkpoint, lambda path: _load_discriminator(path, ctx))[1]
+    return load_newest(checkpoint, lambda path: _load_discriminator(path, ctx))[1]
 
 
 def _load_discriminator(path, ctx):

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import devices
 from .batches import BatchStream
+from .checkpoint_search import load_newest
 from .config import ConfigError, TrainConfig
 from .data import get_dataset, to_uint8
 from .evaluation import training_evaluator
@@ -262,7 +263,7 @@ class GANTrainer:
         """Run until ``total_iterations``; returns the list of logged rows.
 
         ``resume``: a checkpoint folder to continue from, or a run folder (its
-        newest checkpoint that loads, see :func:`~sngan_gluon.checkpoint.load_newest`);
+        newest checkpoint that loads, see :func:`~sngan_gluon.checkpoint_search.load_newest`);
         it is validated whole before ``out_dir`` is touched; a dataset that
         changed since is refused unless ``accept_changed_data``. ``progress``:
         True for a tqdm bar (not with ``config.quiet``), False for none, or a
@@ -283,7 +284,7 @@ class GANTrainer:
         with StopRequest(saver=self.is_chief) as stop:
             try:
                 if resume is not None:  # validated before out_dir is touched
-                    resume, state = ckpt.load_newest(
+                    resume, state = load_newest(
                         resume, lambda path: self.load_checkpoint(path, accept_changed_data),
                         set_aside=self.is_chief)
                     self.last_checkpoint = resume

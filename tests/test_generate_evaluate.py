@@ -10,6 +10,7 @@ import pytest
 
 import sngan_gluon  # noqa: F401
 from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.checkpoint_search import resolve_checkpoint
 from sngan_gluon.cli import evaluate as evaluate_cli
 from sngan_gluon.cli import generate as generate_cli
 from sngan_gluon.config import TrainConfig
@@ -266,8 +267,8 @@ def test_training_logs_is_and_fid_and_keeps_the_best(tmp_path):
     assert ckpt.read_state(best[0][1])["best_fid"] == pytest.approx(min(fids))
     # `--checkpoint runs/x/best` (the README's wording) names that checkpoint, and a
     # run's checkpoints/ folder names its newest
-    assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "best")) == best[0][1]
-    assert ckpt.resolve_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("iter_0000004")
+    assert resolve_checkpoint(str(tmp_path / "run" / "best")) == best[0][1]
+    assert resolve_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("iter_0000004")
     scores = training_evaluator(config, extractor=StandInExtractor())(trainer)
     for key in ("is_mean", "is_std", "fid", "kid_mean", "precision", "recall", "density",
                 "coverage"):

@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from sngan_gluon import launcher
-from sngan_gluon.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from sngan_gluon import launcher, supervise
+from sngan_gluon.cli import EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_USER_ERROR
 from sngan_gluon._threads import usable_cores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -265,8 +265,8 @@ def test_timeout_stops_a_job_that_hangs(tmp_path):
     script = _script(tmp_path, "hang.py", "import time\ntime.sleep(600)\n")
     start = time.monotonic()
     code = launcher.launch_local([sys.executable, script], num_workers=2, timeout=2, env=env)
-    assert code == launcher.EXIT_TIMEOUT
-    assert time.monotonic() - start < 2 + 2 * launcher._KILL_GRACE_S + 5
+    assert code == EXIT_TIMEOUT
+    assert time.monotonic() - start < 2 + 2 * supervise._KILL_GRACE_S + 5
     _assert_nothing_left(env[MARKER_KEY])
 
 

@@ -20,6 +20,7 @@ import pytest
 import sngan_gluon  # noqa: F401
 
 from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.checkpoint_search import resolve_checkpoint
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.run_folder import MARKER_FILE, RunFolder, RunFolderError, RunFolderWriteError
 from sngan_gluon.signals import Interrupted
@@ -204,7 +205,7 @@ def test_a_damaged_state_is_refused_with_what_is_wrong(finished_run, changes, pr
     _edit_state(path, **changes)
     with pytest.raises(ckpt.CheckpointError, match="iter_0000004 is damaged: state.json .*%s"
                        % problem.replace("[", r"\[").replace("(", r"\(")):
-        ckpt.resolve_checkpoint(path)
+        resolve_checkpoint(path)
 
 
 def test_a_data_position_that_is_not_an_iteration_end_is_refused(dataset, finished_run):
@@ -227,7 +228,7 @@ def test_swapped_optimizer_states_are_refused_before_training(dataset, finished_
 def test_a_run_folder_falls_back_to_an_older_checkpoint_with_a_warning(finished_run):
     os.remove(os.path.join(finished_run, "checkpoints", "iter_0000004", "state.json"))
     warnings = []
-    found = ckpt.resolve_checkpoint(finished_run, warn=warnings.append)
+    found = resolve_checkpoint(finished_run, warn=warnings.append)
     assert found.endswith("iter_0000002")
     assert len(warnings) == 1 and "iter_0000004 is damaged: state.json is missing" in warnings[0]
 

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from .. import launcher
+from ..supervise import say
 from . import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, finite_float
 
 
@@ -116,7 +117,7 @@ def main(argv=None):
                          % (err.filename or "a process", err.strerror or err))
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # before the job started
-        launcher.say("interrupted; the job was stopped")
+        say("interrupted; the job was stopped")
         return EXIT_INTERRUPTED
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 import traceback
 
-from ..checkpoint import resolve_checkpoint
+from ..checkpoint_search import resolve_checkpoint
 from ..config import KVSTORES, LR_DECAYS, SETTINGS, TrainConfig
 from ..data import DATASETS, dataset_key
 from ..errors import UserError
