@@ -14,6 +14,7 @@ whether a run repeats bit for bit; one against two is the thread effect.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,7 @@ def worker(iterations, out):
 
 def distance(a, b, prefix):
     """(relative L2 distance over every array named ``prefix``*, largest of one array)."""
-    names = [n for n in a.files if n.startswith(prefix)]
+    names = [n for n in a if n.startswith(prefix)]
     num = sum(float(((a[n] - b[n]) ** 2).sum()) for n in names)
     den = sum(float((a[n] ** 2).sum()) for n in names)
     worst = max(float(np.linalg.norm(a[n] - b[n]) / max(np.linalg.norm(a[n]), 1e-30))
@@ -68,7 +69,9 @@ def main(argv=None):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         subprocess.run([sys.executable, os.path.abspath(__file__), "--iterations",
                         str(args.iterations), "--worker", out], env=env, check=True)
-        runs[label] = np.load(out)
+        with np.load(out) as f:
+            runs[label] = {name: f[name] for name in f.files}
+    shutil.rmtree(folder)
     print("after %d iterations of train.py's defaults (digits, seed 0):" % args.iterations)
     print("| pair | G weights (all / worst tensor) | D weights (all / worst tensor) "
           "| G's images on fixed noise |")
