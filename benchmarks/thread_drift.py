@@ -46,13 +46,14 @@ def worker(iterations, out):
 
 
 def distance(a, b, prefix):
-    """(relative L2 distance over every array named ``prefix``*, largest of one array)."""
+    """(relative L2 distance over every array named ``prefix``*, "largest of one array (its
+    name)")."""
     names = [n for n in a if n.startswith(prefix)]
     num = sum(float(((a[n] - b[n]) ** 2).sum()) for n in names)
     den = sum(float((a[n] ** 2).sum()) for n in names)
-    worst = max(float(np.linalg.norm(a[n] - b[n]) / max(np.linalg.norm(a[n]), 1e-30))
+    worst = max((float(np.linalg.norm(a[n] - b[n]) / max(np.linalg.norm(a[n]), 1e-30)), n)
                 for n in names)
-    return np.sqrt(num / den), worst
+    return np.sqrt(num / den), "%.2e (%s)" % (worst[0], worst[1].split(":")[-1])
 
 
 def main(argv=None):
@@ -79,7 +80,7 @@ def main(argv=None):
     base = runs["1 thread"]
     for label in ("1 thread again", "2 threads"):
         g, d, im = (distance(base, runs[label], p) for p in ("G:", "D:", "images"))
-        print("| 1 thread vs %s | %.2e / %.2e | %.2e / %.2e | %.2e |"
+        print("| 1 thread vs %s | %.2e / %s | %.2e / %s | %.2e |"
               % (label, g[0], g[1], d[0], d[1], im[0]))
 
 
