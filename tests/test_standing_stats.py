@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import mxnet as mx
-from mxnet import autograd, nd
+from mxnet import nd
 from mxnet.gluon import nn
 
 from sngan_gluon.models import get_generator
