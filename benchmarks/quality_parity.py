@@ -1,26 +1,45 @@
-"""Side by side on the digits: the package's SN-GAN and an independent PyTorch one.
+"""Side by side on the digits: the package's SN-GAN and two independent PyTorch ones, two judges.
 
-Both train ``train.py``'s defaults (the paper's setting B: standard CNN, hinge,
-Adam(1e-4, 0.5, 0.999), n_dis 1, batch 64, z 100, clipping 10; no EMA) on the
-digits training split for ``--iterations`` generator updates, once per seed;
-``benchmarks/reference_torch.py`` is the PyTorch side. Each writes ``--num``
-samples of its generator in inference mode in the package's ``.npz`` contract
-to ``OUT/<impl>/seed<S>.npz``, and every such file under ``--out-dir`` is then
-judged alike by ``benchmarks/quality_digits.py``'s digits classifier (imported,
-not copied): FID against the held-out digits, FID / the real-vs-real floor, the
-classifier's Inception-style score and the classes holding >= 5% of the samples,
-per seed and the median over seeds.
+Every implementation trains ``train.py``'s defaults (the paper's setting B:
+standard CNN, hinge, Adam(1e-4, 0.5, 0.999), n_dis 1, batch 64, z 100,
+clipping 10) on the digits training split for ``--iterations`` generator
+updates, once per seed:
 
-    python benchmarks/quality_parity.py --out-dir runs/parity --seeds 0 1 2
-    python benchmarks/quality_parity.py --out-dir runs/parity --impl torch --seeds 3
+* ``package``: ``sngan_gluon``'s ``GANTrainer``. It also keeps an EMA
+  generator (decay 0.999) as a shadow: the EMA reads G's weights and writes
+  only its own, so the trained generator is the one ``train.py``'s defaults
+  train (``tests/test_benchmarks.py`` checks it weight for weight). Its run
+  folder ``OUT/package/run-seed<S>`` keeps the checkpoints;
+* ``torch``: reference A, ``benchmarks/reference_torch.py`` (a BatchNorm per
+  channel after G's dense layer, as the package);
+* ``torch-nobn0``: reference B, the same with no BatchNorm after the dense
+  layer (the paper's table 3 as written).
+
+Each writes ``--num`` samples of its generator in inference mode in the
+package's ``.npz`` contract to ``OUT/<impl>/seed<S>.npz``. From each package
+checkpoint the benchmark also draws the BatchNorm and EMA variants of the same
+run (``VARIANTS``): ``package-batch`` (batch statistics over batches of 64),
+``package-standing`` (standing statistics, :mod:`sngan_gluon.standing_stats`),
+``package-ema`` (the EMA generator with its averaged running statistics) and
+``package-ema-standing``. A finished run or sample file is skipped, an
+unfinished package run resumes from its newest checkpoint: the command can be
+stopped and started again.
+
+Every ``seed<S>.npz`` under ``--out-dir`` is then judged by two independent
+judges: ``quality_digits.py``'s CNN and ``judge_mlp.py``'s MLP: FID against
+the held-out digits per seed, the median and spread over seeds, FID / the
+real-vs-real floor and the classes holding >= 5% of the samples.
+
+    python benchmarks/quality_parity.py --out-dir runs/parity --seeds 0 1 2 3 4
+    python benchmarks/quality_parity.py --out-dir runs/parity --impl torch-nobn0 --seeds 5
     python benchmarks/quality_parity.py --out-dir runs/parity --table-only
 
-``--impl`` trains one side only; ``--table-only`` judges what the folder holds
-(several processes can train into one folder at once). One-factor swaps get a
-``--tag``: ``--set KEY=VALUE`` overrides a field of the package's
-``TrainConfig``, ``--torch KEY=VALUE`` an argument of ``reference_torch.train``
-(``init=normal``, ``u_warmup=0``, ``bn0=unit``), and the files go to
-``OUT/<impl>-<tag>/``.
+``--impl`` trains some implementations only; ``--table-only`` judges what the
+folder holds (several processes can train into one folder at once).
+One-factor swaps get a ``--tag``: ``--set KEY=VALUE`` overrides a field of
+the package's ``TrainConfig``, ``--torch KEY=VALUE`` an argument of
+``reference_torch.train`` (``init=normal``, ``u_warmup=0``, ``bn0=unit``),
+and the files go to ``OUT/<impl>-<tag>/``.
 """
 import argparse
 import glob
@@ -31,11 +50,28 @@ import time
 
 import numpy as np
 
+from judge_mlp import MLPJudge
 from quality_digits import Judge, draw, train_classifier
 import reference_torch
 
+from mxnet import autograd
+
+from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset, to_tensor, to_uint8
+from sngan_gluon.sampling import LoadedGenerator
+from sngan_gluon.standing_stats import standing_statistics
+
+#: implementation -> the arguments of ``reference_torch.train`` (None: the package)
+IMPLS = {"package": None, "torch": {}, "torch-nobn0": {"bn0": "none"}}
+#: the package's EMA shadow (see the module's docstring)
+SHADOW_EMA = 0.999
+#: variant of a package run -> (EMA generator?, BatchNorm statistics at sampling)
+VARIANTS = {"package": (False, "running"), "package-batch": (False, "batch"),
+            "package-standing": (False, "standing"), "package-ema": (True, "running"),
+            "package-ema-standing": (True, "standing")}
+STANDING_BATCHES = 16
+BATCH = 64  # the training batch: batch statistics are taken over batches of this size
 
 
 def _value(text):
@@ -56,9 +92,11 @@ def _pairs(items):
 
 
 def package_config(iterations, seed, overrides=None):
-    """``train.py``'s defaults on the digits for ``iterations``, with ``overrides`` set."""
+    """``train.py``'s defaults on the digits for ``iterations``, with ``overrides`` set;
+    an EMA shadow is kept unless an override sets ``ema``."""
     config = TrainConfig(dataset="digits", iterations=iterations, seed=seed, quiet=True,
-                         log_every=50, sample_every=iterations, checkpoint_every=iterations)
+                         log_every=50, sample_every=iterations, ema=SHADOW_EMA,
+                         checkpoint_every=max(iterations // 6, 1), keep_checkpoints=1)
     for key, value in (overrides or {}).items():
         if not hasattr(config, key):
             raise SystemExit("error: TrainConfig has no field %r" % key)
@@ -66,24 +104,89 @@ def package_config(iterations, seed, overrides=None):
     return config
 
 
-def train_package(train, iterations, seed, num, run_dir, overrides=None):
-    """Train the package; uint8 samples (num, H, W, C) of its (EMA) generator."""
+def _newest_checkpoint(run_dir):
+    """(path, iteration) of the run's newest valid checkpoint, or (None, 0)."""
+    try:
+        path = ckpt.resolve_checkpoint(run_dir)
+    except ckpt.CheckpointError:
+        return None, 0
+    return path, int(ckpt.read_state(path)["iteration"])
+
+
+def train_package(train, iterations, seed, run_dir, overrides=None):
+    """Train (or finish) the package's run in ``run_dir``; its final checkpoint's path."""
     from sngan_gluon.trainer import GANTrainer
-    config = package_config(iterations, seed, overrides)
-    trainer = GANTrainer(config, dataset=train)
-    trainer.train(run_dir)
-    G = trainer.G_ema if trainer.G_ema is not None else trainer.G
-    return to_uint8(draw(G, num, config.z_dim, seed + 1))
+    path, done = _newest_checkpoint(run_dir)
+    if path is None or done < iterations:
+        GANTrainer(package_config(iterations, seed, overrides), dataset=train).train(
+            run_dir, resume=path)
+        path, done = _newest_checkpoint(run_dir)
+    assert done == iterations, (run_dir, done)
+    return path
+
+
+def sample_variant(path, variant, num, seed):
+    """uint8 samples (num, H, W, C) of a package checkpoint drawn as ``variant`` says."""
+    use_ema, statistics = VARIANTS[variant]
+    loaded = LoadedGenerator(path, use_ema=use_ema)
+    if use_ema and not loaded.ema:
+        return None  # a run without an EMA generator
+    G, z_dim = loaded.net, loaded.z_dim
+    if statistics == "standing":
+        standing_statistics(G, z_dim, batches=STANDING_BATCHES, batch_size=BATCH,
+                            seed=seed + 1000, num_classes=loaded.num_classes)
+    if statistics == "batch":
+        with autograd.train_mode():  # outside record: the running statistics stay as they are
+            images = draw(G, num, z_dim, seed + 1, loaded.num_classes, batch=BATCH)
+    else:
+        images = draw(G, num, z_dim, seed + 1, loaded.num_classes)
+    return to_uint8(images)
 
 
 def train_torch(train, iterations, seed, num, options=None):
-    """Train the PyTorch reference; uint8 samples (num, H, W, C) of its generator."""
+    """Train a PyTorch reference; uint8 samples (num, H, W, C) of its generator."""
     G = reference_torch.train(train.images, iterations, seed=seed, **(options or {}))
     return reference_torch.sample(G, num, seed=seed + 1)
 
 
-def judge_folder(out_dir, judge_of):
-    """{name: [(seed, figures)]} for every ``OUT/<name>/seed<S>.npz``."""
+def _save(folder, seed, samples):
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "seed%d.npz" % seed)
+    np.savez_compressed(path + ".tmp.npz", images=samples)
+    os.replace(path + ".tmp.npz", path)
+
+
+def run_one(impl, seed, args, train):
+    """Train ``impl`` at ``seed`` unless its samples exist; write every sample file it owns."""
+    suffix = "-" + args.tag if args.tag else ""
+    start = time.time()
+    if impl == "package":
+        with_ema = package_config(args.iterations, seed, _pairs(args.overrides)).ema > 0
+        names = [v for v in VARIANTS if with_ema or not VARIANTS[v][0]]
+        missing = [v for v in names
+                   if not os.path.isfile(os.path.join(args.out_dir, v + suffix,
+                                                      "seed%d.npz" % seed))]
+        if not missing:
+            return
+        path = train_package(train, args.iterations, seed,
+                             os.path.join(args.out_dir, "package" + suffix, "run-seed%d" % seed),
+                             _pairs(args.overrides))
+        for variant in missing:
+            samples = sample_variant(path, variant, args.num, seed)
+            if samples is not None:
+                _save(os.path.join(args.out_dir, variant + suffix), seed, samples)
+    else:
+        folder = os.path.join(args.out_dir, impl + suffix)
+        if os.path.isfile(os.path.join(folder, "seed%d.npz" % seed)):
+            return
+        options = dict(IMPLS[impl], **_pairs(args.torch_options))
+        _save(folder, seed, train_torch(train, args.iterations, seed, args.num, options))
+    print("%s seed %d: %d iterations in %.1f min" % (impl + suffix, seed, args.iterations,
+                                                     (time.time() - start) / 60), flush=True)
+
+
+def judge_folder(out_dir, judges):
+    """{name: [(seed, {judge: figures})]} for every ``OUT/<name>/seed<S>.npz``."""
     table = {}
     for path in sorted(glob.glob(os.path.join(out_dir, "*", "seed*.npz"))):
         match = re.match(r"seed(\d+)\.npz$", os.path.basename(path))
@@ -91,35 +194,46 @@ def judge_folder(out_dir, judge_of):
             continue
         with np.load(path) as f:
             images = f["images"]
-        figures = judge_of(to_tensor(images))
+        figures = {name: judge(images) for name, judge in judges.items()}
         table.setdefault(os.path.basename(os.path.dirname(path)), []).append(
             (int(match.group(1)), figures))
     return table
 
 
-def format_table(table, floor):
-    """The per-seed and median rows, as markdown."""
-    lines = ["| implementation | seed | FID | FID / floor | score | classes >= 5% |",
-             "| --- | --- | --- | --- | --- | --- |"]
+def format_table(table, judge, floor):
+    """One row per implementation under ``judge``: FID per seed, median, spread, classes."""
+    lines = ["| implementation | FID per seed (seeds) | median FID | / floor | spread (max - min) "
+             "| classes >= 5% per seed |", "| --- | --- | --- | --- | --- | --- |"]
     for name, rows in sorted(table.items()):
-        for seed, r in sorted(rows, key=lambda row: row[0]):
-            lines.append("| %s | %d | %.2f | %.2f | %.2f | %d / 10 |"
-                         % (name, seed, r["fid"], r["fid_over_floor"], r["score"],
-                            r["classes_with_5pct"]))
-        fids = [r["fid"] for _, r in rows]
-        lines.append("| **%s** | median of %d | **%.2f** | **%.2f** | %.2f | min %d / 10 |"
-                     % (name, len(rows), np.median(fids), np.median(fids) / floor,
-                        np.median([r["score"] for _, r in rows]),
-                        min(r["classes_with_5pct"] for _, r in rows)))
+        rows = sorted(rows, key=lambda row: row[0])
+        fids = [r[judge]["fid"] for _, r in rows]
+        lines.append("| %s | %s (%s) | **%.2f** | %.2f | %.2f | %s |" % (
+            name, ", ".join("%.2f" % f for f in fids), ", ".join(str(s) for s, _ in rows),
+            np.median(fids), np.median(fids) / floor, max(fids) - min(fids),
+            ", ".join(str(r[judge]["classes_with_5pct"]) for _, r in rows)))
     return "\n".join(lines)
+
+
+def build_judges(train, test, judge_epochs):
+    """{"cnn": quality_digits' judge, "mlp": judge_mlp's}, each callable on uint8 images,
+    and {name: (description, held-out accuracy, floor)}."""
+    classifier, accuracy = train_classifier(train, test, epochs=judge_epochs)
+    cnn = Judge(classifier, train, test)
+    mlp = MLPJudge(train, test)
+    judges = {"cnn": lambda images: cnn(to_tensor(images)), "mlp": mlp}
+    about = {"cnn": ("judge 1, quality_digits.py's CNN (128-d features)", accuracy, cnn.floor),
+             "mlp": ("judge 2, judge_mlp.py's " + mlp.name + " (64-d features)", mlp.accuracy,
+                     mlp.floor)}
+    return judges, about
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default="runs/parity")
     parser.add_argument("--iterations", type=int, default=1500)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--impl", choices=("both", "package", "torch"), default="both")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--impl", nargs="+", choices=sorted(IMPLS), default=sorted(IMPLS),
+                        help="implementations to train (default: all)")
     parser.add_argument("--num", type=int, default=2000, help="samples judged per run")
     parser.add_argument("--tag", default="", help="suffix of the implementation's folder")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -128,7 +242,7 @@ def build_parser():
                         metavar="KEY=VALUE", help="an argument of reference_torch.train")
     parser.add_argument("--table-only", action="store_true", help="judge, do not train")
     parser.add_argument("--judge-epochs", type=int, default=15,
-                        help="training epochs of the judge (fewer only for smoke tests)")
+                        help="training epochs of judge 1 (fewer only for smoke tests)")
     return parser
 
 
@@ -136,35 +250,23 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     train = get_dataset("digits", image_size=32, channels=3, train=True)
     test = get_dataset("digits", image_size=32, channels=3, train=False)
-    suffix = "-" + args.tag if args.tag else ""
-    impls = [] if args.table_only else (["package", "torch"] if args.impl == "both"
-                                        else [args.impl])
+    impls = [] if args.table_only else args.impl
     for seed in args.seeds if impls else []:
         for impl in impls:
-            folder = os.path.join(args.out_dir, impl + suffix)
-            os.makedirs(folder, exist_ok=True)
-            start = time.time()
-            if impl == "package":
-                samples = train_package(train, args.iterations, seed, args.num,
-                                        os.path.join(folder, "run-seed%d" % seed),
-                                        _pairs(args.overrides))
-            else:
-                samples = train_torch(train, args.iterations, seed, args.num,
-                                      _pairs(args.torch_options))
-            np.savez_compressed(os.path.join(folder, "seed%d.npz" % seed), images=samples)
-            print("%s seed %d: %d iterations in %.1f min"
-                  % (impl + suffix, seed, args.iterations, (time.time() - start) / 60),
-                  flush=True)
-    classifier, accuracy = train_classifier(train, test, epochs=args.judge_epochs)
-    judge_of = Judge(classifier, train, test)
-    table = judge_folder(args.out_dir, judge_of)
-    print("judge: digits CNN, held-out accuracy %.3f; real-vs-real FID floor %.2f"
-          % (accuracy, judge_of.floor))
-    print(format_table(table, judge_of.floor))
+            run_one(impl, seed, args, train)
+    judges, about = build_judges(train, test, args.judge_epochs)
+    table = judge_folder(args.out_dir, judges)
+    report = {"iterations": args.iterations, "judges": {}, "runs": {}}
+    for name in judges:
+        text, accuracy, floor = about[name]
+        print("\n%s: held-out accuracy %.3f; real-vs-real FID floor %.2f" % (text, accuracy,
+                                                                            floor))
+        print(format_table(table, name, floor))
+        report["judges"][name] = {"about": text, "accuracy": accuracy, "floor": floor}
+    report["runs"] = {impl: {str(seed): figures for seed, figures in rows}
+                      for impl, rows in table.items()}
     with open(os.path.join(args.out_dir, "parity.json"), "w") as f:
-        json.dump({"floor": judge_of.floor, "accuracy": accuracy,
-                   "runs": {name: {str(seed): figures for seed, figures in rows}
-                            for name, rows in table.items()}}, f, indent=1)
+        json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ them to :func:`train`): ``--init normal`` (every weight Normal(0.02), biases
 zero, as the package), ``--u-warmup 0`` (SN's ``u`` left as a raw normal draw
 instead of PyTorch's 15 power iterations at wrapping), ``--bn0 unit`` (a
 BatchNorm per unit before the reshape, as the authors' Chainer code),
-``--bn-stats g_step`` (G's BatchNorm running statistics updated in the G step
+``--bn0 none`` (no BatchNorm after the dense layer: the paper's table 3 as
+written, dense then deconvolutions with BatchNorm; ``quality_parity.py``'s
+reference B), ``--bn-stats g_step`` (G's BatchNorm running statistics updated in the G step
 only, as in the package: MXNet's BatchNorm updates them in backward) and
 ``--bn-momentum`` (PyTorch's convention: the weight of the new batch). The
 first two with ``g_step`` replicate the package's recipe.
@@ -39,15 +41,24 @@ from torch.nn.utils import clip_grad_value_
 from torch.nn.utils.parametrizations import spectral_norm
 
 
+#: What follows G's dense layer: a BatchNorm per channel after the reshape (the
+#: package's layout), one per unit before it (the authors' Chainer code), or none
+#: (the paper's table 3 as written).
+BN0_CHOICES = ("channel", "unit", "none")
+
+
 class Generator(nn.Module):
     """z (N, z_dim) -> images (N, channels, 8 * bottom, 8 * bottom) in [-1, 1]."""
 
     def __init__(self, z_dim=100, channels=3, ch=512, bottom=4, bn0="channel"):
         super().__init__()
+        if bn0 not in BN0_CHOICES:
+            raise ValueError("bn0 must be one of %s, got %r" % (", ".join(BN0_CHOICES), bn0))
         self.ch, self.bottom = ch, bottom
         self.dense = nn.Linear(z_dim, bottom * bottom * ch)
-        self.bn0 = (nn.BatchNorm2d(ch) if bn0 == "channel"
-                    else nn.BatchNorm1d(bottom * bottom * ch))
+        self.bn0 = {"channel": lambda: nn.BatchNorm2d(ch),
+                    "unit": lambda: nn.BatchNorm1d(bottom * bottom * ch),
+                    "none": nn.Identity}[bn0]()
         layers = []
         for width in (ch, ch // 2, ch // 4):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1),
@@ -201,7 +212,9 @@ def build_parser():
     parser.add_argument("--out", required=True, help="samples .npz")
     parser.add_argument("--init", choices=("torch", "normal"), default="torch")
     parser.add_argument("--u-warmup", type=int, choices=(0, 1), default=1)
-    parser.add_argument("--bn0", choices=("channel", "unit"), default="channel")
+    parser.add_argument("--bn0", choices=BN0_CHOICES, default="channel",
+                        help="G's normalization after the dense layer (none: the paper's "
+                             "table 3 as written)")
     parser.add_argument("--bn-stats", choices=("both", "g_step"), default="both")
     parser.add_argument("--bn-momentum", type=float, default=0.1,
                         help="G's BatchNorm momentum, PyTorch's convention")

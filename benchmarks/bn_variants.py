@@ -1,0 +1,86 @@
+"""One checkpoint, sampled five ways: which BatchNorm statistics and which generator.
+
+The inference-BatchNorm and EMA hypotheses of the parity study, one factor at
+a time on the same weights. For every checkpoint of the run folders given (or
+each checkpoint folder given), ``quality_parity.VARIANTS`` draws ``--num``
+samples (the same noise for every variant) of
+
+* ``package``: the trained generator with its running statistics (what
+  ``generate`` and the sample grids draw);
+* ``package-batch``: the same weights, BatchNorm in training mode over
+  batches of 64 (the statistics of each batch);
+* ``package-standing``: the running statistics replaced by standing
+  statistics (:mod:`sngan_gluon.standing_stats`, 16 batches of 64);
+* ``package-ema``: the EMA generator, its running statistics averaged by the
+  EMA like every other parameter;
+* ``package-ema-standing``: the EMA weights with standing statistics,
+
+and judges them under both judges (``quality_digits.py``'s CNN,
+``judge_mlp.py``'s MLP): FID against the held-out digits, FID / floor and the
+classes holding >= 5% of the samples.
+
+    python benchmarks/bn_variants.py runs/parity/package/run-seed0 --all-checkpoints
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+
+from quality_parity import VARIANTS, build_judges, sample_variant
+
+from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.data import get_dataset
+
+
+def checkpoints_of(paths, every):
+    """Checkpoint folders: each path's newest one, or with ``every`` all of its own."""
+    out = []
+    for path in paths:
+        if every and os.path.isdir(os.path.join(path, "checkpoints")):
+            out += [p for _, p in ckpt.list_checkpoints(os.path.join(path, "checkpoints"))]
+        else:
+            out.append(ckpt.resolve_checkpoint(path))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run folders or checkpoint folders")
+    parser.add_argument("--all-checkpoints", action="store_true",
+                        help="every checkpoint of each run folder, not only the newest")
+    parser.add_argument("--num", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0, help="noise seed of the samples")
+    parser.add_argument("--judge-epochs", type=int, default=15)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    train = get_dataset("digits", image_size=32, channels=3, train=True)
+    test = get_dataset("digits", image_size=32, channels=3, train=False)
+    judges, about = build_judges(train, test, args.judge_epochs)
+    for name, (text, accuracy, floor) in about.items():
+        print("%s: %s, held-out accuracy %.3f, floor %.2f" % (name, text, accuracy, floor))
+    print("| checkpoint | variant | FID judge 1 (CNN) | / floor | FID judge 2 (MLP) | / floor "
+          "| classes >= 5% (1, 2) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for path in checkpoints_of(args.runs, args.all_checkpoints):
+        for variant in VARIANTS:
+            samples = sample_variant(path, variant, args.num, args.seed)
+            if samples is None:
+                continue
+            figures = {name: judge(samples) for name, judge in judges.items()}
+            rows.append({"checkpoint": path, "variant": variant, "figures": figures})
+            print("| %s | %s | %.2f | %.2f | %.2f | %.2f | %d, %d |" % (
+                path, variant, figures["cnn"]["fid"], figures["cnn"]["fid"] / about["cnn"][2],
+                figures["mlp"]["fid"], figures["mlp"]["fid"] / about["mlp"][2],
+                figures["cnn"]["classes_with_5pct"], figures["mlp"]["classes_with_5pct"]),
+                flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"judges": {k: {"about": v[0], "accuracy": v[1], "floor": v[2]}
+                                  for k, v in about.items()}, "rows": rows}, f, indent=1,
+                      default=lambda x: np.asarray(x).tolist())
+
+
+if __name__ == "__main__":
+    main()
