@@ -3,6 +3,8 @@
 Each file is written whole or not at all (:func:`sngan_gluon.fileio.atomic_path`),
 so a reader never sees half a picture.
 """
+import textwrap
+
 import numpy as np
 
 from .fileio import atomic_path
@@ -49,15 +51,19 @@ def save_image_grid(images, path, nrow=None, caption=None):
     plt = _pyplot()
     height, width = grid.shape[:2]
     dpi, scale = 100, 2.0
-    extra = 0.3 if caption else 0.0  # inches of caption below the grid
+    fig_w = width * scale / dpi
+    # A caption wider than a narrow grid is wrapped (a 9 pt character is about 5 pt wide).
+    lines = textwrap.wrap(caption, max(10, int(fig_w * 72 / 5.5))) if caption else []
+    extra = 0.12 + 0.16 * len(lines) if lines else 0.0  # inches of caption below the grid
     fig_h = height * scale / dpi + extra
-    fig = plt.figure(figsize=(width * scale / dpi, fig_h), dpi=dpi)
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi)
     ax = fig.add_axes([0, extra / fig_h, 1, 1 - extra / fig_h])
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
               interpolation="nearest")
     ax.axis("off")
     if caption:
-        fig.text(0.5, extra / fig_h / 2, caption, ha="center", va="center", fontsize=9)
+        fig.text(0.5, extra / fig_h / 2, "\n".join(lines), ha="center", va="center",
+                 fontsize=9)
     try:
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi)

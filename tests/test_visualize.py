@@ -56,3 +56,16 @@ def test_a_failed_write_keeps_the_previous_picture(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         plot_curves([dict(iteration=1, d_loss=1.0, g_loss=1.0)], str(tmp_path / "loss.png"))
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["g.png"]
+
+
+def test_a_long_caption_under_a_narrow_grid_is_wrapped_inside_the_picture(tmp_path):
+    from PIL import Image
+    images = np.zeros((6, 32, 32, 3), np.uint8)
+    caption = "dcgan generator (EMA) on digits (32x32), iteration 750, 6 samples beside their nearest"
+    path = str(tmp_path / "narrow.png")
+    save_image_grid(images, path, nrow=2, caption=caption)
+    picture = np.asarray(Image.open(path).convert("L"))
+    grid_rows = 2 * (3 * 34 + 2)  # image_grid's rows (2 px padding), drawn at scale 2
+    band = picture[grid_rows + 2:]  # the caption below the grid
+    assert (band < 128).any()  # the caption is drawn
+    assert (band[:, :3] > 200).all() and (band[:, -3:] > 200).all()  # and not cut at the sides
