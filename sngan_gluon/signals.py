@@ -22,6 +22,24 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
                      if hasattr(signal, name))
 
 
+def catch(signums, handler):
+    """Route each of ``signums`` that is not ignored now to ``handler``; returns the
+    handlers it replaced, for :func:`release`. Outside the main thread (where Python
+    cannot handle signals) nothing is routed."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in signums:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def release(previous):
+    """Put back the handlers that :func:`catch` replaced."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 class Interrupted(KeyboardInterrupt):
     """Training stopped on a signal.
 
@@ -55,15 +73,11 @@ class StopRequest:
         return self.signal_name is not None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous = catch(STOP_SIGNALS, self._handle)
         return self
 
     def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        release(self._previous)
         self._previous = {}
 
     def _handle(self, signum, frame):

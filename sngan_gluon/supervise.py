@@ -31,6 +31,7 @@ import threading
 import time
 
 from .exit_codes import EXIT_INTERRUPTED, EXIT_TIMEOUT
+from .signals import catch, release
 
 # After the last worker has finished, the scheduler and servers get this long to
 # leave on their own before they are stopped; a stopped worker gets
@@ -82,15 +83,11 @@ class _StopSignals:
         self.name, self.at_once, self._previous = None, False, {}
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous = catch(STOP_SIGNALS, self._handle)
         return self
 
     def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        release(self._previous)
 
     def _handle(self, signum, frame):
         if self.name is None:
