@@ -30,6 +30,7 @@ import numpy as np
 from quality_parity import VARIANTS, build_judges, sample_variant
 
 from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.checkpoint_search import resolve_checkpoint
 from sngan_gluon.data import get_dataset
 
 
@@ -40,7 +41,7 @@ def checkpoints_of(paths, every):
         if every and os.path.isdir(os.path.join(path, "checkpoints")):
             out += [p for _, p in ckpt.list_checkpoints(os.path.join(path, "checkpoints"))]
         else:
-            out.append(ckpt.resolve_checkpoint(path))
+            out.append(resolve_checkpoint(path))
     return out
 
 

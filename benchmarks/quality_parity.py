@@ -57,6 +57,7 @@ import reference_torch
 from mxnet import autograd
 
 from sngan_gluon import checkpoint as ckpt
+from sngan_gluon.checkpoint_search import resolve_checkpoint
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset, to_tensor, to_uint8
 from sngan_gluon.sampling import LoadedGenerator
@@ -107,7 +108,7 @@ def package_config(iterations, seed, overrides=None):
 def _newest_checkpoint(run_dir):
     """(path, iteration) of the run's newest valid checkpoint, or (None, 0)."""
     try:
-        path = ckpt.resolve_checkpoint(run_dir)
+        path = resolve_checkpoint(run_dir)
     except ckpt.CheckpointError:
         return None, 0
     return path, int(ckpt.read_state(path)["iteration"])
