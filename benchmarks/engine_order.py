@@ -19,48 +19,16 @@ import numpy as np
 
 import sngan_gluon  # noqa: F401
 import mxnet as mx
-from mxnet import autograd, gluon, nd
 
-from sn_overhead import interleaved  # benchmarks/: the one interleaved timer
+from sn_overhead import FullStep, interleaved  # benchmarks/: the one GAN step and timer
 from sngan_gluon.devices import sn_hybridize_kwargs
-from sngan_gluon.losses import hinge_d, hinge_g
-from sngan_gluon.models import get_discriminator, get_generator
 
 
-class Iteration:
-    """One n_dis = 1 iteration; D hybridized with or without ``static_alloc``."""
-
-    def __init__(self, engine_ordered, batch_size):
-        mx.random.seed(0)
-        self.G, self.D = get_generator("dcgan"), get_discriminator("dcgan")
-        for net in (self.G, self.D):
-            net.initialize()
-        self.D(self.G(nd.zeros((2, 128))))
-        self.G.hybridize(static_alloc=True, static_shape=True)
-        self.D.hybridize(**sn_hybridize_kwargs([mx.cpu()], engine_ordered))
-        opt = dict(learning_rate=2e-4, beta1=0.0, beta2=0.9)
-        self.g_trainer = gluon.Trainer(self.G.collect_params(), "adam", dict(opt))
-        self.d_trainer = gluon.Trainer(self.D.collect_params(), "adam", dict(opt))
-        self.real = nd.random.uniform(-1, 1, shape=(batch_size, 3, 32, 32))
-        self.z = nd.random.normal(shape=(batch_size, 128))
-
-    def __call__(self):
-        with autograd.train_mode():
-            fake = self.G(self.z)
-        with autograd.record():
-            out = self.D(nd.concat(self.real, fake, dim=0))
-            half = self.real.shape[0]
-            loss = hinge_d(out[:half], out[half:])
-        loss.backward()
-        self.d_trainer.step(1)
-        with autograd.record():
-            loss = hinge_g(self.D(self.G(self.z)))
-        loss.backward()
-        self.g_trainer.step(1)
-        nd.waitall()
-
-    def weights(self):
-        return [p.data().asnumpy() for p in self.D.collect_params().values()]
+def iteration(engine_ordered, batch_size):
+    """One n_dis = 1 iteration of the SN GAN (Adam beta1 0, beta2 0.9); D hybridized
+    with ``static_alloc`` or, ``engine_ordered``, without."""
+    return FullStep(True, batch_size, beta1=0.0, beta2=0.9,
+                    d_hybridize=sn_hybridize_kwargs([mx.cpu()], engine_ordered))
 
 
 def main():
@@ -68,7 +36,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    runs = {ordered: Iteration(ordered, args.batch_size) for ordered in (False, True)}
+    runs = {ordered: iteration(ordered, args.batch_size) for ordered in (False, True)}
     for _ in range(2):  # warm-up: graphs built, memory planned
         for run in runs.values():
             run()

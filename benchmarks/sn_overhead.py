@@ -95,18 +95,28 @@ def report(name, wall, cpu):
           flush=True)
 
 
-class FullStep:
-    """One n_dis = 1 iteration of the standard-CNN GAN, as the trainer runs it."""
+#: How the trainer hybridizes on the CPU (``devices.sn_hybridize_kwargs``'s default there).
+STATIC = dict(static_alloc=True, static_shape=True)
 
-    def __init__(self, sn, batch_size):
+
+class FullStep:
+    """One n_dis = 1 iteration of the standard-CNN GAN, as the trainer runs it.
+
+    ``sn``: SN discriminator layers or plain ones; ``beta1``, ``beta2``: both
+    Adams' (learning rate 2e-4); ``d_hybridize``: the discriminator's
+    ``hybridize`` keywords (the generator's are always :data:`STATIC`). Inputs:
+    real images (batch_size, 3, 32, 32) and noise (batch_size, 128), fixed.
+    """
+
+    def __init__(self, sn, batch_size, beta1=0.5, beta2=0.999, d_hybridize=STATIC):
         mx.random.seed(0)
         self.G, self.D = get_generator("dcgan"), get_discriminator("dcgan", sn=sn)
         for net in (self.G, self.D):
             net.initialize()
         self.D(self.G(nd.zeros((2, 128))))
-        for net in (self.G, self.D):
-            net.hybridize(static_alloc=True, static_shape=True)
-        opt = dict(learning_rate=2e-4, beta1=0.5, beta2=0.999)
+        self.G.hybridize(**STATIC)
+        self.D.hybridize(**d_hybridize)
+        opt = dict(learning_rate=2e-4, beta1=beta1, beta2=beta2)
         self.g_trainer = gluon.Trainer(self.G.collect_params(), "adam", dict(opt))
         self.d_trainer = gluon.Trainer(self.D.collect_params(), "adam", dict(opt))
         self.real = nd.random.uniform(-1, 1, shape=(batch_size, 3, 32, 32))
@@ -126,6 +136,10 @@ class FullStep:
         loss.backward()
         self.g_trainer.step(1)
         nd.waitall()
+
+    def weights(self):
+        """The discriminator's parameters, numpy arrays in its parameters' order."""
+        return [p.data().asnumpy() for p in self.D.collect_params().values()]
 
 
 def compare_full_step(batch_size, repeats):
