@@ -6,7 +6,8 @@ batches ``(n, H, W, 3)`` are streamed through a feature network
 features into IS, FID, KID and precision/recall/density/coverage
 (:mod:`sngan_gluon.metrics`). Only features are kept (2048 floats an image),
 never all images. Real features of a dataset split are cached per feature
-network under ``<data_path>/fid_stats/``.
+network under ``<data_path>/fid_stats/``. Settings that cannot be scored (no
+real set, too few images, two sources) are an :class:`EvaluationError`.
 """
 import logging
 import os
@@ -15,15 +16,16 @@ import zipfile
 import numpy as np
 
 from .data import get_dataset, to_uint8
+from .errors import UserError
 from .feature_nets import get_feature_net
-from .fileio import atomic_path, error_summary
+from .fileio import atomic_path, error_summary, user_output
 from .image_files import ImageFiles
 from .metrics import (FID_PROTOCOLS, REFERENCE_SEED, FeatureStats, fid_from_stats,
                       inception_score_of_logits, kernel_inception_distance,
                       precision_recall_density_coverage)
 from .sampling import LoadedGenerator, generate_batches
 
-__all__ = ["extract_features", "quantized_rgb_batches", "dataset_batches",
+__all__ = ["EvaluationError", "extract_features", "quantized_rgb_batches", "dataset_batches",
            "cached_features", "real_features_cache_path", "protocol_sizes", "score_features",
            "evaluate_images", "dataset_features", "training_evaluator", "SCORE_SETTINGS"]
 
@@ -38,6 +40,11 @@ Naeem et al.; their cost grows with the square of the set size)."""
 
 DEFAULT_NUM_GENERATED = 50000
 """Images drawn from a checkpoint for the Inception Score (Salimans et al. used 50k)."""
+
+
+class EvaluationError(UserError, ValueError):
+    """Scores asked for that cannot be computed as asked; the message names the flags."""
+
 
 def quantized_rgb_batches(float_batches):
     """Generator output, float ``(n, C, H, W)`` in [-1, 1], as uint8 RGB ``(n, H, W, 3)``.
@@ -68,7 +75,7 @@ def extract_features(batches, extractor):
         features.append(np.asarray(f, np.float32))
         logits.append(np.asarray(z, np.float32))
     if not features:
-        raise ValueError("no images to score")
+        raise EvaluationError("no images to score")
     return np.concatenate(features), np.concatenate(logits)
 
 
@@ -107,7 +114,7 @@ def cached_features(batches, cache_path, extractor):
             _LOG.warning("cannot read %s (%s); recomputing it", cache_path, error_summary(err))
     features, _ = extract_features(batches, extractor)
     stats = FeatureStats().update(features)
-    with atomic_path(cache_path) as tmp, open(tmp, "wb") as f:
+    with user_output(cache_path), atomic_path(cache_path) as tmp, open(tmp, "wb") as f:
         np.savez(f, features=features, mu=stats.mean, sigma=stats.cov, n=np.int64(stats.n))
     return features
 
@@ -115,8 +122,8 @@ def cached_features(batches, cache_path, extractor):
 def protocol_sizes(protocol):
     """(real, generated) image counts of a protocol of :data:`FID_PROTOCOLS`."""
     if protocol not in FID_PROTOCOLS:
-        raise ValueError("unknown protocol %r; choose from %s"
-                         % (protocol, ", ".join(FID_PROTOCOLS)))
+        raise EvaluationError("unknown protocol %r; choose from %s"
+                              % (protocol, ", ".join(FID_PROTOCOLS)))
     sizes = FID_PROTOCOLS[protocol]
     return sizes["num_real"], sizes["num_fake"]
 
@@ -145,10 +152,10 @@ def score_features(fake_features, fake_logits, real_features, num_fid=None):
     fake = fake_features[:num_fid] if num_fid else fake_features
     smallest = min(len(fake_logits), len(fake), len(real_features))
     if smallest < max(s["is_splits"], s["prdc_k"] + 1):
-        raise ValueError("too few images to score: %d generated (%d for FID) and %d real; the "
-                         "Inception Score's %d splits need at least %d in each set"
-                         % (len(fake_logits), len(fake), len(real_features), s["is_splits"],
-                            s["is_splits"]))
+        raise EvaluationError("too few images to score: %d generated (%d for FID) and %d real; "
+                              "the Inception Score's %d splits need at least %d in each set"
+                              % (len(fake_logits), len(fake), len(real_features),
+                                 s["is_splits"], s["is_splits"]))
     is_mean, is_std = inception_score_of_logits(fake_logits, s["is_splits"], REFERENCE_SEED)
     subset = min(s["kid_subset_size"], len(fake), len(real_features))
     kid_mean, kid_std = kernel_inception_distance(fake, real_features, s["kid_subsets"], subset)
@@ -234,8 +241,8 @@ def _real_features(real, dataset, split, data_path, num_real, gen, extractor, ba
         features, _ = extract_features(ImageFiles(real).batches(num_real, batch_size), extractor)
         return features, real
     if dataset is None and gen is None:
-        raise ValueError("--images needs a real set to compare with: --real DIR_OR_NPZ or "
-                         "--dataset NAME")
+        raise EvaluationError("--images needs a real set to compare with: --real DIR_OR_NPZ "
+                              "or --dataset NAME")
     name = dataset or gen.config["dataset"]
     root = data_path or (gen.config.get("data_path", "data") if gen is not None else "data")
     size = gen.image_size if gen is not None else None
@@ -273,9 +280,9 @@ def evaluate(checkpoint=None, images=None, real=None, dataset=None, split="train
         ``feature_network`` and where the images came from.
     """
     if sum(x is not None for x in (checkpoint, images, generator)) != 1:
-        raise ValueError("give exactly one of --checkpoint, --images and --generator")
+        raise EvaluationError("give exactly one of --checkpoint, --images and --generator")
     if (num is not None and num <= 0) or batch_size <= 0:
-        raise ValueError("--num and --batch-size must be positive")
+        raise EvaluationError("--num and --batch-size must be positive")
     num_real, num_fid = protocol_sizes(protocol)
     if num is None and images is None:
         num = DEFAULT_NUM_GENERATED

@@ -19,7 +19,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
-from .data import download
+from .data import DatasetError, download
 from .fileio import atomic_path, error_summary, file_digest
 from ._compat import gluoncv_model_zoo, repo_file_url
 from .inception_weights import tf_inception_params
@@ -35,7 +35,7 @@ _INPUT_SIZE = 299
 
 
 def check_images(images, source="images"):
-    """Raise ValueError unless ``images`` is uint8 RGB ``(N, H, W, 3)`` (numpy or NDArray).
+    """Raise DatasetError unless ``images`` is uint8 RGB ``(N, H, W, 3)`` (numpy or NDArray).
 
     The message names ``source``, what was found and how to convert it. Anything
     with ``shape`` and ``dtype`` is checked; its ``sample`` attribute (an array
@@ -47,17 +47,17 @@ def check_images(images, source="images"):
         found, sample = "", getattr(images, "sample", images)
         if isinstance(sample, np.ndarray) and sample.size and dtype.kind in "fiu":
             found = " in [%.3g, %.3g]" % (sample.min(), sample.max())
-        raise ValueError("%s must be uint8 in 0..255, got %s%s; from [-1, 1] floats use "
-                         "np.rint((x + 1) * 127.5).clip(0, 255).astype(np.uint8)"
-                         % (source, dtype.name, found))
+        raise DatasetError("%s must be uint8 in 0..255, got %s%s; from [-1, 1] floats use "
+                           "np.rint((x + 1) * 127.5).clip(0, 255).astype(np.uint8)"
+                           % (source, dtype.name, found))
     if len(shape) == 3 or (len(shape) == 4 and shape[3] == 1):
-        raise ValueError("%s are grayscale %s; the Inception networks take RGB (N, H, W, 3): "
-                         "repeat the channel 3 times" % (source, shape))
+        raise DatasetError("%s are grayscale %s; the Inception networks take RGB (N, H, W, 3): "
+                           "repeat the channel 3 times" % (source, shape))
     if len(shape) == 4 and shape[3] == 4:
-        raise ValueError("%s are RGBA %s; drop the alpha channel (images[..., :3])"
-                         % (source, shape))
+        raise DatasetError("%s are RGBA %s; drop the alpha channel (images[..., :3])"
+                           % (source, shape))
     if len(shape) != 4 or shape[3] != 3:
-        raise ValueError("%s must have shape (N, H, W, 3), got %s" % (source, shape))
+        raise DatasetError("%s must have shape (N, H, W, 3), got %s" % (source, shape))
 
 
 def _hybridize(block, ctx):

@@ -1,7 +1,8 @@
 """File helpers used across the package: atomic writes, file digests, one-line errors.
 
 Each exists once here; modules that write files or report MXNet errors import
-them instead of keeping their own copies.
+them instead of keeping their own copies. A file the user named that cannot be
+written is an :class:`OutputError` (:func:`user_output`), one line naming it.
 """
 import contextlib
 import hashlib
@@ -10,7 +11,15 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_path", "file_digest", "array_digest", "error_summary", "out_of_memory"]
+from .errors import UserError
+
+__all__ = ["atomic_path", "user_output", "OutputError", "file_digest", "array_digest",
+           "error_summary", "out_of_memory"]
+
+
+class OutputError(UserError, OSError):
+    """A file the user named cannot be written (no such folder, no permission, disk full);
+    the message names the file and the reason, in one line."""
 
 
 @contextlib.contextmanager
@@ -42,6 +51,23 @@ def atomic_path(path, suffix=None):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def user_output(path):
+    """Around the writing of ``path``, a file the user named (``--out``, a cache under
+    ``--data-path``): an OSError becomes an :class:`OutputError` naming ``path``.
+
+    Only the writing of that file goes inside: an OSError anywhere else is not the
+    user's to fix, and keeps its traceback.
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as err:
+        raise OutputError("cannot write %s: %s"
+                          % (path, err.strerror or error_summary(err))) from err
 
 
 def _umask():

@@ -8,13 +8,14 @@ reads it (:func:`sngan_gluon.data.folder.list_images`,
 included, hidden ones skipped, in sorted order, greyscale turned into RGB; only
 training crops and resizes. Problems a user can cause (wrong dtype, an
 ``.npz`` of grayscale or RGBA arrays, empty, mixed sizes, a corrupt file) are
-ValueErrors of one line.
+:class:`~sngan_gluon.data.DatasetError` s of one line.
 """
 import os
 import zipfile
 
 import numpy as np
 
+from .data import DatasetError
 from .data.folder import IMAGE_EXTENSIONS, list_images, read_image
 from .feature_nets import check_images
 from .fileio import error_summary
@@ -44,7 +45,7 @@ class ImageFiles(object):
 
     Raises
     ------
-    ValueError
+    DatasetError
         Missing or empty, unreadable, mixed sizes; an ``.npz`` array that is
         grayscale, RGBA or not uint8: one line each.
     """
@@ -55,14 +56,15 @@ class ImageFiles(object):
         if os.path.isdir(path):
             self._files = [os.path.join(path, name) for name in list_images(path)]
             if not self._files:
-                raise ValueError("%s holds no images (%s)" % (path, ", ".join(IMAGE_EXTENSIONS)))
+                raise DatasetError("%s holds no images (%s)"
+                                   % (path, ", ".join(IMAGE_EXTENSIONS)))
             self._size = read_image(self._files[0]).shape
         elif os.path.isfile(path) and path.endswith(".npz"):
             self._count = self._read_npz(path)
         elif os.path.exists(path):
-            raise ValueError("%s is neither a folder of images nor an .npz file" % path)
+            raise DatasetError("%s is neither a folder of images nor an .npz file" % path)
         else:
-            raise ValueError("images not found: %s" % path)
+            raise DatasetError("images not found: %s" % path)
 
     @staticmethod
     def _open_npz(path):
@@ -71,12 +73,12 @@ class ImageFiles(object):
         try:
             archive = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as err:
-            raise ValueError("cannot read %s: %s" % (path, error_summary(err))) from err
+            raise DatasetError("cannot read %s: %s" % (path, error_summary(err))) from err
         names = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
         if "images" not in names:
             archive.close()
-            raise ValueError("%s has no array 'images' (it has: %s)"
-                             % (path, ", ".join(names) or "nothing"))
+            raise DatasetError("%s has no array 'images' (it has: %s)"
+                               % (path, ", ".join(names) or "nothing"))
         member = archive.open("images.npy")
         try:
             version = np.lib.format.read_magic(member)
@@ -86,7 +88,7 @@ class ImageFiles(object):
         except ValueError as err:
             member.close()
             archive.close()
-            raise ValueError("cannot read %s['images']: %s" % (path, err)) from err
+            raise DatasetError("cannot read %s['images']: %s" % (path, err)) from err
         return archive, member, header
 
     def _read_npz(self, path):
@@ -100,7 +102,7 @@ class ImageFiles(object):
                     shape[1:]))), dtype).reshape((count,) + tuple(shape[1:]))
         check_images(_Described(sample, shape), source="%s['images']" % path)
         if not shape[0]:
-            raise ValueError("%s['images'] is empty" % path)
+            raise DatasetError("%s['images'] is empty" % path)
         return shape[0]
 
     def _npz_batches(self, num, batch_size):
@@ -118,9 +120,9 @@ class ImageFiles(object):
                     data = member.read(n * row)
                     batch = np.frombuffer(data, np.uint8).reshape((n,) + tuple(shape[1:]))
                 except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-                    raise ValueError("cannot read %s['images'] past image %d (truncated or "
-                                     "corrupt): %s"
-                                     % (self.path, start, error_summary(err))) from err
+                    raise DatasetError("cannot read %s['images'] past image %d (truncated or "
+                                       "corrupt): %s"
+                                       % (self.path, start, error_summary(err))) from err
                 yield batch
 
     def __len__(self):
@@ -137,6 +139,6 @@ class ImageFiles(object):
             batch = [read_image(name) for name in self._files[start:stop]]
             sizes = {image.shape for image in batch} | {self._size}
             if len(sizes) > 1:
-                raise ValueError("the images in %s differ in size (%s); resize them to one size"
-                                 % (self.path, ", ".join(sorted(map(str, sizes)))))
+                raise DatasetError("the images in %s differ in size (%s); resize them to one "
+                                   "size" % (self.path, ", ".join(sorted(map(str, sizes)))))
             yield np.stack(batch)

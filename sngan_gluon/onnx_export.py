@@ -40,8 +40,9 @@ import mxnet as mx
 from mxnet import nd
 
 from .data import to_uint8
-from .fileio import atomic_path, error_summary
-from .sampling import LoadedGenerator, check_truncation, generate_batches
+from .errors import UserError
+from .fileio import atomic_path, error_summary, user_output
+from .sampling import LoadedGenerator, check_label, check_truncation, generate_batches
 
 __all__ = ["OnnxUnavailable", "ExportError", "export_block", "export_generator",
            "OnnxGenerator", "read_metadata", "WRITTEN_BY"]
@@ -50,11 +51,11 @@ __all__ = ["OnnxUnavailable", "ExportError", "export_block", "export_generator",
 WRITTEN_BY = "sngan_gluon"
 
 
-class OnnxUnavailable(ImportError):
+class OnnxUnavailable(UserError, ImportError):
     """``onnx`` or ``onnxruntime`` is not installed (``pip install sngan_gluon[export]``)."""
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """A generator cannot be exported to, or loaded from, the path given; the message says why."""
 
 
@@ -244,7 +245,7 @@ def export_block(net, input_shapes, path, metadata=None, input_names=None, uint8
     except onnx.checker.ValidationError as err:
         raise ExportError("the exported model does not pass onnx.checker: %s"
                           % error_summary(err))
-    with atomic_path(path, suffix=".onnx") as tmp:
+    with user_output(path), atomic_path(path, suffix=".onnx") as tmp:
         onnx.save(model, tmp)
     return path
 
@@ -329,11 +330,7 @@ class OnnxGenerator:
         Batches are what the model outputs: float32 (B, C, S, S) in [-1, 1], or
         uint8 (B, 3, S, S) for a model exported with ``uint8=True``.
         """
-        if label is not None and self.num_classes == 0:
-            raise ValueError("--class %d: this generator is unconditional" % label)
-        if label is not None and not 0 <= label < self.num_classes:
-            raise ValueError("--class %d: the generator knows classes 0..%d"
-                             % (label, self.num_classes - 1))
+        check_label(label, self.num_classes)
         check_truncation(truncation)
         return generate_batches(self, num, self.z_dim, np.random.RandomState(seed),
                                 num_classes=self.num_classes, label=label,

@@ -18,8 +18,8 @@ from PIL import Image
 
 from .data import get_dataset
 from .fileio import atomic_path
-from .sampling import (LoadedGenerator, check_output, check_truncation, draw_noise,
-                       save_images)
+from .sampling import (LoadedGenerator, SamplingError, check_label, check_output,
+                       check_truncation, draw_noise, save_images)
 
 __all__ = ["PICTURES", "DEFAULT_TRUNCATIONS", "slerp", "interpolation_grid", "class_rows",
            "truncation_rows", "nearest_training_images", "nearest_grid", "draw",
@@ -85,11 +85,11 @@ def interpolation_grid(gen, rows=8, steps=8, seed=0, label=None):
 def class_rows(gen, columns=8, seed=0):
     """One row per class, column ``j`` the same noise in every row.
 
-    Returns (images (num_classes * columns, H, W, C), columns); a ValueError for an
+    Returns (images (num_classes * columns, H, W, C), columns); a SamplingError for an
     unconditional generator.
     """
     if not gen.num_classes:
-        raise ValueError("--per-class needs a conditional generator; this one is "
+        raise SamplingError("--per-class needs a conditional generator; this one is "
                          "unconditional (train with --conditional)")
     z = draw_noise(np.random.RandomState(seed), columns, gen.z_dim)
     z = np.tile(z, (gen.num_classes, 1))
@@ -143,7 +143,7 @@ def nearest_grid(gen, training, num=8, k=3, seed=0, label=None):
     (num * (k + 1), H, W, C), k + 1).
     """
     if len(training) < k:
-        raise ValueError("--nearest needs at least %d training images, got %d"
+        raise SamplingError("--nearest needs at least %d training images, got %d"
                          % (k, len(training)))
     rng = np.random.RandomState(seed)
     z = draw_noise(rng, num, gen.z_dim)
@@ -185,12 +185,11 @@ def draw(checkpoint, out, picture=None, num=64, seed=0, label=None, ema=True,
         What was written, in words, and the generator.
     """
     if picture is not None and picture not in PICTURES:
-        raise ValueError("unknown picture %r; choose from %s" % (picture, ", ".join(PICTURES)))
+        raise SamplingError("unknown picture %r; choose from %s" % (picture, ", ".join(PICTURES)))
     check_truncation(truncation)
     check_output(out)  # before the work, not after it
     gen = LoadedGenerator(checkpoint, ctx=ctx, use_ema=ema)
-    if label is not None:  # the same checks (and messages) as sampling
-        gen.generate(1, label=label)
+    check_label(label, gen.num_classes)
     if picture is None:
         images = gen.sample(num, seed=seed, label=label, batch_size=batch_size,
                             truncation=truncation)

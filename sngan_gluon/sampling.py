@@ -1,4 +1,9 @@
-"""Generators rebuilt from checkpoints, and images drawn from them."""
+"""Generators rebuilt from checkpoints, and images drawn from them.
+
+A sampling request the generator cannot honour (a truncation too small, a class
+it does not know, an output type it does not write) is a :class:`SamplingError`,
+one line naming the flag.
+"""
 import math
 import os
 
@@ -10,7 +15,8 @@ from mxnet import nd
 from . import checkpoint as ckpt
 from .checkpoint_search import load_newest
 from .data import to_uint8
-from .fileio import atomic_path, error_summary
+from .errors import UserError
+from .fileio import atomic_path, error_summary, user_output
 from .models import get_generator
 from .visualize import save_image_grid
 
@@ -20,13 +26,17 @@ from .visualize import save_image_grid
 MIN_TRUNCATION = 0.01
 
 
+class SamplingError(UserError, ValueError):
+    """A sampling setting the generator cannot honour; the message names the flag."""
+
+
 def check_truncation(truncation):
-    """Raise ValueError unless ``truncation`` is None or a finite number >= MIN_TRUNCATION."""
+    """Raise SamplingError unless ``truncation`` is None or a finite number >= MIN_TRUNCATION."""
     if truncation is None:
         return
     if not (isinstance(truncation, (int, float)) and math.isfinite(truncation)
             and truncation >= MIN_TRUNCATION):
-        raise ValueError("--truncation must be a finite number >= %g (smaller values reject "
+        raise SamplingError("--truncation must be a finite number >= %g (smaller values reject "
                          "almost every noise draw), got %r" % (MIN_TRUNCATION, truncation))
 
 
@@ -34,7 +44,7 @@ def draw_noise(rng, n, z_dim, truncation=None):
     """``n`` noise vectors (n, z_dim) float32 from ``rng`` (a numpy RandomState).
 
     ``truncation`` t redraws entries with |z| > t (the truncation trick); it
-    must be at least :data:`MIN_TRUNCATION` (ValueError otherwise).
+    must be at least :data:`MIN_TRUNCATION` (SamplingError otherwise).
     """
     check_truncation(truncation)
     z = rng.normal(size=(n, z_dim))
@@ -44,6 +54,16 @@ def draw_noise(rng, n, z_dim, truncation=None):
             z[bad] = rng.normal(size=int(bad.sum()))
             bad = np.abs(z) > truncation
     return z.astype(np.float32)
+
+
+def check_label(label, num_classes):
+    """Raise SamplingError unless ``label`` is None or a class of a generator of
+    ``num_classes`` classes (0: unconditional, which takes no label)."""
+    if label is not None and num_classes == 0:
+        raise SamplingError("--class %d: this generator is unconditional" % label)
+    if label is not None and not 0 <= label < num_classes:
+        raise SamplingError("--class %d: the generator knows classes 0..%d"
+                            % (label, num_classes - 1))
 
 
 def generate_batches(net, num, z_dim, rng, num_classes=0, label=None, batch_size=100,
@@ -108,11 +128,7 @@ class LoadedGenerator:
         random classes). The generator runs in inference mode (BatchNorm running
         statistics).
         """
-        if label is not None and self.num_classes == 0:
-            raise ValueError("--class %d: this checkpoint's generator is unconditional" % label)
-        if label is not None and not 0 <= label < self.num_classes:
-            raise ValueError("--class %d: the generator knows classes 0..%d"
-                             % (label, self.num_classes - 1))
+        check_label(label, self.num_classes)
         check_truncation(truncation)
         return generate_batches(self.net, num, self.z_dim, np.random.RandomState(seed),
                                 num_classes=self.num_classes, label=label,
@@ -155,10 +171,10 @@ OUTPUT_TYPES = (".png", ".npz")
 
 
 def check_output(path, types=OUTPUT_TYPES):
-    """Raise ValueError unless ``path`` ends in one of ``types`` (case-insensitive)."""
+    """Raise SamplingError unless ``path`` ends in one of ``types`` (case-insensitive)."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in types:
-        raise ValueError("--out must end in %s, got %r" % (" or ".join(types), path))
+        raise SamplingError("--out must end in %s, got %r" % (" or ".join(types), path))
     return ext
 
 
@@ -167,10 +183,12 @@ def save_images(images, path, nrow=None, caption=None):
 
     The ``.npz`` holds ``images``: uint8 (N, H, W, C) channel-last, 0..255, the
     orientation and colour order of the training images. Either file is written
-    whole or not at all; an existing file of that name is replaced.
+    whole or not at all; an existing file of that name is replaced. A file that
+    cannot be written there is an :class:`~sngan_gluon.fileio.OutputError`.
     """
-    if check_output(path) == ".npz":
-        with atomic_path(path, suffix=".npz") as tmp:  # numpy appends .npz otherwise
-            np.savez_compressed(tmp, images=images)
-    else:
-        save_image_grid(images, path, nrow=nrow, caption=caption)
+    with user_output(path):
+        if check_output(path) == ".npz":
+            with atomic_path(path, suffix=".npz") as tmp:  # numpy appends .npz otherwise
+                np.savez_compressed(tmp, images=images)
+        else:
+            save_image_grid(images, path, nrow=nrow, caption=caption)

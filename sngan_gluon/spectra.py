@@ -25,7 +25,7 @@ from mxnet import nd
 
 from . import checkpoint as ckpt
 from .checkpoint_search import load_newest
-from .fileio import atomic_path
+from .fileio import atomic_path, user_output
 from .models import get_discriminator
 from .nn.spectral_norm import SpectralNormMixin, weight_matrix
 from .nn.walk import layer_matrix, out_axis, weight_layers
@@ -135,7 +135,8 @@ def plot_spectra(spectra, path, title=None):
     figure) into the PNG ``path``, one panel per layer and one line per run.
 
     ``spectra``: OrderedDict run label -> (OrderedDict layer -> singular values);
-    layers are matched by name across runs.
+    layers are matched by name across runs. A ``path`` that cannot be written is
+    an :class:`~sngan_gluon.fileio.OutputError`.
     """
     plt = _pyplot()
     layers = []
@@ -164,9 +165,11 @@ def plot_spectra(spectra, path, title=None):
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    try:
+        with user_output(path), atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -2,10 +2,14 @@
 
 The one-line-error parser and the help formatter that every CLI shares live
 here, with the exit codes (defined in :mod:`sngan_gluon.exit_codes`, where the
-launcher reads them too).
+launcher reads them too), the ``--checkpoint`` flag of the tools that read a
+run, and :func:`user_error`, how a CLI reports a
+:class:`~sngan_gluon.errors.UserError`. A CLI catches ``UserError`` alone: any
+other exception is a bug in the package and keeps its traceback.
 """
 import argparse
 import math
+import sys
 
 from ..exit_codes import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT,  # noqa: F401
                           EXIT_USER_ERROR)
@@ -40,6 +44,24 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         if "(default" in text or "default:" in text or not _states_a_value(action):
             return text
         return text + " (default: %(default)s)"
+
+
+#: The help of every ``--checkpoint`` flag.
+CHECKPOINT_HELP = "a run folder (its newest checkpoint) or a checkpoint folder"
+
+
+def checkpoint_parser(prog, description):
+    """A :class:`OneLineParser` whose first flag is the required ``--checkpoint``."""
+    parser = OneLineParser(prog=prog, description=description)
+    parser.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    return parser
+
+
+def user_error(err):
+    """Report a :class:`~sngan_gluon.errors.UserError` as one line on stderr; returns
+    the exit code, :data:`EXIT_USER_ERROR`."""
+    print("error: %s" % err, file=sys.stderr)
+    return EXIT_USER_ERROR
 
 
 def _states_a_value(action):

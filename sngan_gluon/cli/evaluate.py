@@ -8,7 +8,8 @@ parses flags.
 import json
 import sys
 
-from . import EXIT_USER_ERROR, OneLineParser
+from ..errors import UserError
+from . import CHECKPOINT_HELP, OneLineParser, user_error
 
 
 def build_parser():
@@ -19,8 +20,7 @@ def build_parser():
         "images. With the default TF Inception network the scores are comparable with the "
         "papers'."))
     fake = parser.add_mutually_exclusive_group(required=True)
-    fake.add_argument("--checkpoint", help="a run folder (its newest checkpoint) or a "
-                                           "checkpoint folder")
+    fake.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     fake.add_argument("--generator", metavar="ONNX",
                       help="a generator written by sngan-export (run by onnxruntime; noise "
                            "drawn as from its checkpoint)")
@@ -64,13 +64,8 @@ def build_parser():
 def main(argv=None, extractor=None):
     """Parse ``argv``, evaluate, print the JSON line; ``extractor`` replaces the network (tests)."""
     args = build_parser().parse_args(argv)
-    from ..checkpoint import CheckpointError
-    from ..config import ConfigError
-    from ..data import DatasetError
     from ..devices import contexts
     from ..evaluation import evaluate
-    from ..metrics import MetricsError
-    from ..onnx_export import OnnxUnavailable
     try:
         ctx = contexts(use_gpu=args.use_gpu)[0]
         result = evaluate(checkpoint=args.checkpoint, images=args.images, real=args.real,
@@ -79,10 +74,8 @@ def main(argv=None, extractor=None):
                           feature_net_params=args.feature_net_params,
                           batch_size=args.batch_size, seed=args.seed, ema=args.ema, ctx=ctx,
                           extractor=extractor, generator=args.generator)
-    except (ConfigError, CheckpointError, DatasetError, MetricsError, ValueError,
-            OSError, OnnxUnavailable) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return EXIT_USER_ERROR
+    except UserError as err:
+        return user_error(err)
     print(json.dumps(result, sort_keys=True))
     return 0
 

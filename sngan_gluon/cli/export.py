@@ -6,16 +6,15 @@ in ``docs/export_and_pictures.md``.
 """
 import sys
 
-from . import EXIT_USER_ERROR, OneLineParser
+from ..errors import UserError
+from . import checkpoint_parser, user_error
 
 
 def build_parser():
     """The argument parser of ``sngan-export``."""
-    parser = OneLineParser(prog="sngan-export", description=(
+    parser = checkpoint_parser("sngan-export", (
         "Write a trained generator as an ONNX model (dynamic batch; latent size, classes and "
         "image size in its metadata) that runs without MXNet, e.g. in onnxruntime."))
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run folder (its newest checkpoint) or a checkpoint folder")
     parser.add_argument("--out", required=True,
                         help="the .onnx file to write; an existing file is replaced only if "
                              "sngan-export wrote it")
@@ -31,13 +30,11 @@ def build_parser():
 def main(argv=None):
     """Entry point; returns the exit code (0, or 2 with one line on stderr)."""
     args = build_parser().parse_args(argv)
-    from ..checkpoint import CheckpointError
-    from ..onnx_export import ExportError, OnnxUnavailable, export_generator
+    from ..onnx_export import export_generator
     try:
         meta = export_generator(args.checkpoint, args.out, ema=args.ema, uint8=args.uint8)
-    except (CheckpointError, ExportError, OnnxUnavailable, OSError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return EXIT_USER_ERROR
+    except UserError as err:
+        return user_error(err)
     print("wrote %s generator (%s, iteration %s, z_dim %s, %s classes, %spx, %s output) to %s"
           % ("EMA" if meta["ema"] else "raw", meta["arch"], meta["iteration"], meta["z_dim"],
              meta["num_classes"], meta["image_size"], meta["output"], meta["path"]))

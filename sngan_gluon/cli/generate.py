@@ -10,7 +10,8 @@ draws that picture instead of plain samples. The work is
 """
 import sys
 
-from . import EXIT_USER_ERROR, OneLineParser, finite_float, positive_int
+from ..errors import UserError
+from . import checkpoint_parser, finite_float, positive_int, user_error
 
 _PICTURE_HELP = {
     "interpolate": "a grid of --rows spherical latent walks of --steps images each",
@@ -36,11 +37,9 @@ def build_parser():
     """The argument parser of ``python -m sngan_gluon.generate``."""
     from ..pictures import DEFAULT_TRUNCATIONS, PICTURES
     from ..sampling import MIN_TRUNCATION
-    parser = OneLineParser(prog="python -m sngan_gluon.generate",
-                           description="Sample images from a trained generator, or draw "
-                                       "pictures of what it learned.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run folder (its newest checkpoint) or a checkpoint folder")
+    parser = checkpoint_parser("python -m sngan_gluon.generate",
+                               "Sample images from a trained generator, or draw pictures of "
+                               "what it learned.")
     parser.add_argument("--num", type=positive_int, default=64, help="number of images")
     parser.add_argument("--out", required=True,
                         help="output file: .png (a grid) or .npz (an array of the images)")
@@ -81,9 +80,6 @@ def build_parser():
 def main(argv=None):
     """Entry point; returns the exit code (0, or 2 with one line on stderr)."""
     args = build_parser().parse_args(argv)
-    from ..checkpoint import CheckpointError
-    from ..config import ConfigError
-    from ..data import DatasetError
     from ..devices import contexts
     from ..pictures import draw
     try:
@@ -93,9 +89,8 @@ def main(argv=None):
                           truncation=args.truncation, batch_size=args.batch_size, ctx=ctx,
                           rows=args.rows, steps=args.steps, truncations=args.truncations,
                           neighbours=args.neighbours, data_path=args.data_path)
-    except (ConfigError, CheckpointError, DatasetError, ValueError, OSError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return EXIT_USER_ERROR
+    except UserError as err:
+        return user_error(err)
     print(message)
     return 0
 

@@ -12,15 +12,14 @@ import os
 import sys
 from collections import OrderedDict
 
-from . import EXIT_USER_ERROR, OneLineParser
+from ..errors import UserError
+from . import checkpoint_parser, user_error
 
 
 def build_parser():
-    parser = OneLineParser(prog="python -m sngan_gluon.spectra_report",
-                           description="Print a discriminator's layer sigmas and plot the "
-                                       "singular value spectrum of each layer.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run folder (its newest checkpoint) or a checkpoint folder")
+    parser = checkpoint_parser("python -m sngan_gluon.spectra_report",
+                               "Print a discriminator's layer sigmas and plot the singular "
+                               "value spectrum of each layer.")
     parser.add_argument("--compare", default=None,
                         help="a second run or checkpoint (e.g. trained with --no-sn), printed "
                              "and plotted beside the first")
@@ -36,12 +35,11 @@ def _label(info):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from ..checkpoint import CheckpointError
+    from ..sampling import check_output
     from ..spectra import describe_layers, format_table, layer_spectra, load_discriminator, \
         plot_spectra
     try:
-        if not args.out.lower().endswith(".png"):
-            raise ValueError("--out must end in .png, got %r" % args.out)
+        check_output(args.out, (".png",))
         spectra = OrderedDict()
         for checkpoint in filter(None, (args.checkpoint, args.compare)):
             net, info = load_discriminator(checkpoint)
@@ -53,9 +51,8 @@ def main(argv=None):
                 print("  " + line)
             spectra[label] = layer_spectra(net)
         plot_spectra(spectra, args.out, title="singular values of each layer's applied weight")
-    except (CheckpointError, ValueError, OSError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return EXIT_USER_ERROR
+    except UserError as err:
+        return user_error(err)
     print("wrote %s" % args.out)
     return 0
 

@@ -1,0 +1,118 @@
+"""Every command line tells a user's mistake from a bug in the package.
+
+A mistake the user can fix (a bad flag value, a missing or unusable input, an
+output that cannot be written) ends in one line on stderr and exit code 2. Any
+other exception, a plain ValueError or OSError from inside the package, is a
+bug: it leaves ``main`` with its traceback, not as a user's mistake.
+"""
+import numpy as np
+import pytest
+
+import sngan_gluon  # noqa: F401  (makes mxnet importable)
+from sngan_gluon import evaluation, onnx_export, sampling, spectra
+from sngan_gluon.cli import evaluate as evaluate_cli
+from sngan_gluon.cli import export as export_cli
+from sngan_gluon.cli import generate as generate_cli
+from sngan_gluon.cli import spectra_report as spectra_cli
+from sngan_gluon.config import TrainConfig
+from sngan_gluon.data import DatasetError, get_dataset
+from sngan_gluon.errors import UserError
+from sngan_gluon.evaluation import EvaluationError
+from sngan_gluon.fileio import OutputError
+from sngan_gluon.onnx_export import ExportError, OnnxUnavailable
+from sngan_gluon.sampling import SamplingError
+from sngan_gluon.trainer import GANTrainer
+from test_generate_evaluate import StandInExtractor
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+MAINS = {"generate": generate_cli.main, "export": export_cli.main, "spectra": spectra_cli.main,
+         "evaluate": lambda argv: evaluate_cli.main(argv, extractor=StandInExtractor())}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A two-iteration run of the conditional DCGAN (10 classes) on synthetic data."""
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(dataset="synthetic", data_path=str(out / "data"), batch_size=4,
+                         iterations=2, log_every=2, checkpoint_every=2, sample_every=2,
+                         quiet=True, conditional=True)
+    GANTrainer(config, dataset=get_dataset("synthetic", image_size=32)).train(str(out / "run"))
+    return str(out / "run")
+
+
+@pytest.fixture
+def where(run, tmp_path):
+    """Fills in ``{run}`` and ``{tmp}`` of an argv; ``{tmp}`` holds an empty folder
+    ``empty``, a plain file ``file`` and 40 random 32x32 RGB images ``images.npz``."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("a file, not a folder")
+    images = np.random.RandomState(0).randint(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    np.savez(str(tmp_path / "images.npz"), images=images)
+    return lambda words: [w.format(run=run, tmp=str(tmp_path)) for w in words]
+
+
+MISTAKES = [
+    ("generate", ["--checkpoint", "{run}", "--truncation", "0.001", "--out", "{tmp}/g.png"],
+     "--truncation must be a finite number >= 0.01"),
+    ("generate", ["--checkpoint", "{run}", "--class", "10", "--out", "{tmp}/g.png"],
+     "--class 10: the generator knows classes 0..9"),
+    ("generate", ["--checkpoint", "{run}", "--num", "2", "--out", "{tmp}/file/g.npz"],
+     "cannot write {tmp}/file/g.npz: "),
+    ("generate", ["--checkpoint", "{tmp}/none", "--out", "{tmp}/g.png"],
+     "{tmp}/none does not exist"),
+    ("evaluate", ["--images", "{tmp}/empty", "--real", "{tmp}/images.npz"],
+     "{tmp}/empty holds no images"),
+    ("evaluate", ["--images", "{tmp}/images.npz", "--dataset", "synthetic",
+                  "--data-path", "{tmp}/file"], "cannot write {tmp}/file/fid_stats/synthetic-"),
+    ("evaluate", ["--checkpoint", "{run}", "--num", "0"],
+     "--num and --batch-size must be positive"),
+    ("evaluate", ["--generator", "{tmp}/file", "--real", "{tmp}/images.npz"],
+     "{tmp}/file is not an ONNX model"),
+    ("export", ["--checkpoint", "{run}", "--out", "{tmp}/g.txt"], "--out must end in .onnx"),
+    ("export", ["--checkpoint", "{run}", "--out", "{tmp}/file/g.onnx"],
+     "cannot write {tmp}/file/g.onnx: "),
+    ("spectra", ["--checkpoint", "{run}", "--out", "{tmp}/s.jpg"], "--out must end in .png"),
+    ("spectra", ["--checkpoint", "{run}", "--out", "{tmp}/file/s.png"],
+     "cannot write {tmp}/file/s.png: "),
+]
+
+
+@pytest.mark.parametrize("cli, argv, message", MISTAKES,
+                         ids=["%s-%d" % (m[0], i) for i, m in enumerate(MISTAKES)])
+def test_a_users_mistake_is_one_line_and_exit_code_2(cli, argv, message, where, capsys):
+    code = MAINS[cli](where(argv))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert where([message])[0] in err
+
+
+BUGS = [
+    ("generate", sampling, "generate_batches",
+     ["--checkpoint", "{run}", "--num", "2", "--out", "{tmp}/g.png"]),
+    ("evaluate", evaluation, "score_features",
+     ["--images", "{tmp}/images.npz", "--real", "{tmp}/images.npz"]),
+    ("export", onnx_export, "export_block", ["--checkpoint", "{run}", "--out", "{tmp}/g.onnx"]),
+    ("spectra", spectra, "layer_spectra", ["--checkpoint", "{run}", "--out", "{tmp}/s.png"]),
+]
+
+
+@pytest.mark.parametrize("error", [ValueError, OSError])
+@pytest.mark.parametrize("cli, module, name, argv", BUGS, ids=[b[0] for b in BUGS])
+def test_a_bug_inside_the_package_is_not_reported_as_a_users_mistake(cli, module, name, argv,
+                                                                    error, where, monkeypatch):
+    def broken(*args, **kwargs):
+        raise error("%s is broken" % name)
+
+    monkeypatch.setattr(module, name, broken)
+    with pytest.raises(error, match="^%s is broken$" % name):
+        MAINS[cli](where(argv))
+
+
+@pytest.mark.parametrize("kind, base", [
+    (SamplingError, ValueError), (EvaluationError, ValueError), (DatasetError, ValueError),
+    (ExportError, ValueError), (OnnxUnavailable, ImportError), (OutputError, OSError)])
+def test_each_kind_of_user_error_keeps_the_base_its_callers_catch(kind, base):
+    assert issubclass(kind, UserError) and issubclass(kind, base)
