@@ -22,7 +22,7 @@ import numpy as np
 
 from ._compat import params_with_prefix
 from .data import download
-from .fileio import atomic_path, error_summary, file_digest
+from .fileio import atomic_path, error_summary, file_digest, user_output
 from .metrics import MetricsError
 from .tf_inception import TFInceptionV3
 
@@ -242,8 +242,9 @@ def convert_state_dict(state, source="the state dict"):
 
 
 def _save_params(arrays, path):
-    """Write ``arrays`` as a Gluon ``.params`` file, atomically (nothing left on failure)."""
-    with atomic_path(path) as tmp:
+    """Write ``arrays`` as a Gluon ``.params`` file, atomically (nothing left on failure);
+    a models folder that cannot be written is an OutputError naming the file."""
+    with user_output(path), atomic_path(path) as tmp:
         mx.nd.save(tmp, {key: mx.nd.array(value) for key, value in arrays.items()})
 
 

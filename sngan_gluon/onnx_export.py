@@ -314,7 +314,11 @@ class OnnxGenerator:
         self.config = {"arch": meta.get("arch", "unknown"), "dataset": meta.get("dataset")}
         options = ort.SessionOptions()
         options.log_severity_level = 3  # no per-initializer warnings on stderr
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(path, options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own kinds (Fail, InvalidGraph, ...): any
+            raise ExportError("onnxruntime cannot run %s: %s" % (path, error_summary(err)))
 
     def __call__(self, z, y=None):
         """Run the model: ``z`` (N, z_dim) and ``y`` (N,), numpy or NDArray; returns numpy."""

@@ -5,6 +5,8 @@ output that cannot be written) ends in one line on stderr and exit code 2. Any
 other exception, a plain ValueError or OSError from inside the package, is a
 bug: it leaves ``main`` with its traceback, not as a user's mistake.
 """
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -24,8 +26,9 @@ from sngan_gluon.sampling import SamplingError
 from sngan_gluon.trainer import GANTrainer
 from test_generate_evaluate import StandInExtractor
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+NEEDS_ONNX = pytest.mark.skipif(not all(importlib.util.find_spec(name)
+                                         for name in ("onnx", "onnxruntime")),
+                                 reason="the export extra (onnx, onnxruntime) is not installed")
 
 MAINS = {"generate": generate_cli.main, "export": export_cli.main, "spectra": spectra_cli.main,
          "evaluate": lambda argv: evaluate_cli.main(argv, extractor=StandInExtractor())}
@@ -45,12 +48,28 @@ def run(tmp_path_factory):
 @pytest.fixture
 def where(run, tmp_path):
     """Fills in ``{run}`` and ``{tmp}`` of an argv; ``{tmp}`` holds an empty folder
-    ``empty``, a plain file ``file`` and 40 random 32x32 RGB images ``images.npz``."""
+    ``empty``, a plain file ``file``, 40 random 32x32 RGB images ``images.npz`` and
+    ``foreign.onnx``, an ONNX model with a generator's metadata and an operator
+    onnxruntime does not know."""
     (tmp_path / "empty").mkdir()
     (tmp_path / "file").write_text("a file, not a folder")
     images = np.random.RandomState(0).randint(0, 256, (40, 32, 32, 3)).astype(np.uint8)
     np.savez(str(tmp_path / "images.npz"), images=images)
+    if importlib.util.find_spec("onnx"):
+        _write_foreign_onnx(str(tmp_path / "foreign.onnx"))
     return lambda words: [w.format(run=run, tmp=str(tmp_path)) for w in words]
+
+
+def _write_foreign_onnx(path):
+    import onnx
+    helper, value = onnx.helper, onnx.helper.make_tensor_value_info
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["z"], ["images"])], "g",
+                              [value("z", onnx.TensorProto.FLOAT, ["batch", 4])],
+                              [value("images", onnx.TensorProto.FLOAT, ["batch", 3, 8, 8])])
+    model = helper.make_model(graph)
+    helper.set_model_props(model, dict(z_dim="4", num_classes="0", image_size="8",
+                                       channels="3", output="float"))
+    onnx.save(model, path)
 
 
 MISTAKES = [
@@ -68,19 +87,28 @@ MISTAKES = [
                   "--data-path", "{tmp}/file"], "cannot write {tmp}/file/fid_stats/synthetic-"),
     ("evaluate", ["--checkpoint", "{run}", "--num", "0"],
      "--num and --batch-size must be positive"),
-    ("evaluate", ["--generator", "{tmp}/file", "--real", "{tmp}/images.npz"],
-     "{tmp}/file is not an ONNX model"),
-    ("export", ["--checkpoint", "{run}", "--out", "{tmp}/g.txt"], "--out must end in .onnx"),
-    ("export", ["--checkpoint", "{run}", "--out", "{tmp}/file/g.onnx"],
-     "cannot write {tmp}/file/g.onnx: "),
+    pytest.param("evaluate", ["--generator", "{tmp}/file", "--real", "{tmp}/images.npz"],
+                 "{tmp}/file is not an ONNX model", marks=NEEDS_ONNX),
+    pytest.param("evaluate", ["--generator", "{tmp}/foreign.onnx", "--real",
+                              "{tmp}/images.npz"],
+                 "onnxruntime cannot run {tmp}/foreign.onnx: ", marks=NEEDS_ONNX),
+    pytest.param("export", ["--checkpoint", "{run}", "--out", "{tmp}/g.txt"],
+                 "--out must end in .onnx", marks=NEEDS_ONNX),
+    pytest.param("export", ["--checkpoint", "{run}", "--out", "{tmp}/file/g.onnx"],
+                 "cannot write {tmp}/file/g.onnx: ", marks=NEEDS_ONNX),
     ("spectra", ["--checkpoint", "{run}", "--out", "{tmp}/s.jpg"], "--out must end in .png"),
     ("spectra", ["--checkpoint", "{run}", "--out", "{tmp}/file/s.png"],
      "cannot write {tmp}/file/s.png: "),
 ]
 
 
+def _cli(case):
+    """The command line of a case of MISTAKES or BUGS (a tuple, or a pytest.param)."""
+    return (case.values if hasattr(case, "marks") else case)[0]
+
+
 @pytest.mark.parametrize("cli, argv, message", MISTAKES,
-                         ids=["%s-%d" % (m[0], i) for i, m in enumerate(MISTAKES)])
+                         ids=["%s-%d" % (_cli(m), i) for i, m in enumerate(MISTAKES)])
 def test_a_users_mistake_is_one_line_and_exit_code_2(cli, argv, message, where, capsys):
     code = MAINS[cli](where(argv))
     err = capsys.readouterr().err
@@ -94,13 +122,14 @@ BUGS = [
      ["--checkpoint", "{run}", "--num", "2", "--out", "{tmp}/g.png"]),
     ("evaluate", evaluation, "score_features",
      ["--images", "{tmp}/images.npz", "--real", "{tmp}/images.npz"]),
-    ("export", onnx_export, "export_block", ["--checkpoint", "{run}", "--out", "{tmp}/g.onnx"]),
+    pytest.param("export", onnx_export, "export_block",
+                 ["--checkpoint", "{run}", "--out", "{tmp}/g.onnx"], marks=NEEDS_ONNX),
     ("spectra", spectra, "layer_spectra", ["--checkpoint", "{run}", "--out", "{tmp}/s.png"]),
 ]
 
 
 @pytest.mark.parametrize("error", [ValueError, OSError])
-@pytest.mark.parametrize("cli, module, name, argv", BUGS, ids=[b[0] for b in BUGS])
+@pytest.mark.parametrize("cli, module, name, argv", BUGS, ids=[_cli(b) for b in BUGS])
 def test_a_bug_inside_the_package_is_not_reported_as_a_users_mistake(cli, module, name, argv,
                                                                     error, where, monkeypatch):
     def broken(*args, **kwargs):
