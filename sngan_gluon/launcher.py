@@ -84,6 +84,7 @@ import socket
 import sys
 
 from ._threads import set_by_default, usable_cores
+from .errors import UserError
 from .supervise import supervise
 
 ROLES = ("scheduler", "server", "worker")
@@ -91,6 +92,11 @@ LOOPBACK = "127.0.0.1"
 SERVER_CODE = "import sngan_gluon._compat"
 DEFAULT_HOSTS_PORT = 9091  # dmlc_tracker's first choice
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LaunchError(UserError, ValueError):
+    """A job that cannot be launched as asked (sizes, hosts, worker command, flags);
+    the message says which value is wrong, in one line."""
 
 
 def role_env(role, root_uri, root_port, num_servers, num_workers, node_host=None):
@@ -141,12 +147,19 @@ def free_port(host=LOOPBACK):
 
 
 def read_hosts(path):
-    """Host entries of a hosts file: one a line, blank lines and ``#`` comments skipped."""
-    with open(path) as handle:
-        hosts = [line.split("#", 1)[0].strip() for line in handle]
+    """Host entries of a hosts file: one a line, blank lines and ``#`` comments skipped.
+
+    A file that cannot be read as text, or lists no host, is a :class:`LaunchError`.
+    """
+    try:
+        with open(path) as handle:
+            hosts = [line.split("#", 1)[0].strip() for line in handle]
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not a text file"
+        raise LaunchError("cannot read hosts file %s: %s" % (path, reason or err)) from err
     hosts = [h for h in hosts if h]
     if not hosts:
-        raise ValueError("hosts file %s lists no host" % path)
+        raise LaunchError("hosts file %s lists no host" % path)
     return hosts
 
 
@@ -193,6 +206,13 @@ def launch_local(command, num_workers, num_servers=None, port=None, timeout=None
         code (128 + N for a worker killed by signal N), or 124 on timeout.
         No process of the job is left running when this returns or raises;
         ``KeyboardInterrupt`` is re-raised after the cleanup.
+
+    Raises
+    ------
+    LaunchError
+        No worker command, or fewer than one worker or server.
+    sngan_gluon.supervise.StartError
+        A process cannot be started (no such program, not executable).
     """
     argv = _as_argv(command)
     num_servers = num_workers if num_servers is None else num_servers
@@ -249,16 +269,21 @@ def host_commands(hosts, command, num_workers, num_servers=None, port=DEFAULT_HO
     list of (str, str, str)
         ``(host, role, command)`` in launch order: scheduler, servers, workers.
         ``command`` is one shell line, ``ssh [-p P] HOST 'cd DIR && VAR=... CMD'``.
+
+    Raises
+    ------
+    LaunchError
+        No host, a bad host entry or variable name, no worker command, bad sizes.
     """
     argv = _as_argv(command)
     num_servers = num_workers if num_servers is None else num_servers
     check_sizes(num_workers, num_servers)
     targets = [_parse_host(h) for h in hosts]
     if not targets:
-        raise ValueError("no host given")
+        raise LaunchError("no host given")
     for key in env or {}:
         if not key.isidentifier():
-            raise ValueError("not a variable name: %r" % key)
+            raise LaunchError("not a variable name: %r" % key)
     workdir = os.getcwd() if workdir is None else workdir
     root_uri = targets[0][1]
     plan = [("scheduler", targets[0], server_command(python))]
@@ -279,7 +304,8 @@ def host_commands(hosts, command, num_workers, num_servers=None, port=DEFAULT_HO
 
 
 def launch_hosts(lines, timeout=None):
-    """Run ``host_commands`` lines through the local ssh client, supervised as local mode."""
+    """Run ``host_commands`` lines through the local ssh client, supervised as local mode;
+    no ssh client is a :class:`~sngan_gluon.supervise.StartError`."""
     specs = [("%s@%s" % (name, host), role, shlex.split(line), None)
              for (host, role, line), name in zip(lines, process_names(lines))]
     return supervise(specs, None, timeout)
@@ -298,16 +324,16 @@ def process_names(lines):
 def _as_argv(command):
     argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
     if not argv:
-        raise ValueError("no worker command given")
+        raise LaunchError("no worker command given")
     return argv
 
 
 def check_sizes(num_workers, num_servers):
-    """Raise ValueError unless there is at least one worker and one server."""
+    """Raise LaunchError unless there is at least one worker and one server."""
     if int(num_workers) < 1:
-        raise ValueError("the number of workers must be at least 1, got %r" % num_workers)
+        raise LaunchError("the number of workers must be at least 1, got %r" % num_workers)
     if int(num_servers) < 1:
-        raise ValueError("the number of servers must be at least 1, got %r" % num_servers)
+        raise LaunchError("the number of servers must be at least 1, got %r" % num_servers)
 
 
 def _parse_host(entry):
@@ -316,7 +342,7 @@ def _parse_host(entry):
     if entry.count(":") == 1:  # more than one colon: an IPv6 address, no port
         dest, ssh_port = entry.split(":")
         if not ssh_port.isdigit():
-            raise ValueError("bad host entry %r: expected name or name:ssh_port" % entry)
+            raise LaunchError("bad host entry %r: expected name or name:ssh_port" % entry)
     if not dest or any(c.isspace() for c in dest):
-        raise ValueError("bad host entry %r" % entry)
+        raise LaunchError("bad host entry %r" % entry)
     return dest, dest.rsplit("@", 1)[-1], ssh_port

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 
+from .errors import UserError
 from .exit_codes import EXIT_INTERRUPTED, EXIT_TIMEOUT
 from .signals import catch, release
 
@@ -42,6 +43,11 @@ _KILL_GRACE_S = 30.0
 _POLL_S = 0.05
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
+
+
+class StartError(UserError, OSError):
+    """A process of the job cannot be started (no such program, not executable, no such
+    working directory); the message names the process and the program."""
 
 
 def _relay(pipe, prefix, lock):
@@ -113,7 +119,9 @@ def supervise(specs, cwd, timeout):
 
     Every child leads its own process group (``start_new_session``): the group
     is what gets stopped, so the child's own children go with it, and a Ctrl-C
-    in the terminal reaches only the launcher, which then stops the job.
+    in the terminal reaches only the launcher, which then stops the job. A process
+    that cannot be started raises :class:`StartError` once those already started
+    are killed.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     lock = threading.Lock()
@@ -122,9 +130,7 @@ def supervise(specs, cwd, timeout):
     with _StopSignals() as signals:
         try:
             for name, role, argv, env in specs:
-                proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                proc = _start(name, argv, env, cwd)
                 procs.append(_Process(name, role, proc))
                 relay = threading.Thread(target=_relay,
                                          args=(proc.stdout, "[%s] " % name, lock), daemon=True)
@@ -146,6 +152,18 @@ def supervise(specs, cwd, timeout):
                 for p in procs:
                     say("%s: %s%s" % (p.name, _ended(p.proc.returncode),
                                       " (%s)" % p.action if p.action else ""))
+
+
+def _start(name, argv, env, cwd):
+    """``Popen`` of one process in its own group, output piped; an OSError of the start
+    itself (the program, the interpreter or ``cwd``) is a :class:`StartError`."""
+    try:
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    except OSError as err:
+        raise StartError("cannot start %s: %s: %s" % (name, err.filename or argv[0],
+                                                      err.strerror or err)) from err
 
 
 def _wait_for_workers(procs, deadline, timeout, signals):

@@ -2,14 +2,18 @@
 
 Parses flags and hands them to :mod:`sngan_gluon.launcher`, which starts and
 supervises the scheduler, servers and workers (see its docstring for the
-protocol and the modes). Bad input ends in one line and exit code 2.
+protocol and the modes). Bad input (a :class:`~sngan_gluon.errors.UserError`:
+a flag, the hosts file, a program that cannot be started) ends in one line and
+exit code 2; any other exception is a bug and keeps its traceback.
 """
 import argparse
 import sys
 
 from .. import launcher
+from ..errors import UserError
+from ..launcher import LaunchError
 from ..supervise import say
-from . import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, finite_float
+from . import EXIT_INTERRUPTED, OneLineParser, finite_float, user_error
 
 
 def build_parser():
@@ -54,7 +58,7 @@ def _parse_env(pairs):
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise ValueError("--env expects KEY=VALUE, got %r" % pair)
+            raise LaunchError("--env expects KEY=VALUE, got %r" % pair)
         env[key] = value
     return env
 
@@ -71,17 +75,17 @@ def _print_commands(lines):
 
 
 def _check_args(args, command):
-    """Raise ValueError naming the first bad flag."""
+    """Raise LaunchError naming the first bad flag."""
     if not command:
-        raise ValueError("no worker command given (put it after --)")
+        raise LaunchError("no worker command given (put it after --)")
     launcher.check_sizes(args.num_workers, args.num_workers if args.num_servers is None
                        else args.num_servers)
     if args.port is not None and not 0 < args.port < 65536:
-        raise ValueError("--port must be in 1..65535, got %d" % args.port)
+        raise LaunchError("--port must be in 1..65535, got %d" % args.port)
     if args.timeout is not None and not args.timeout > 0:
-        raise ValueError("--timeout must be positive, got %g" % args.timeout)
+        raise LaunchError("--timeout must be positive, got %g" % args.timeout)
     if args.hosts is None and (args.ssh or args.print_commands or args.workdir):
-        raise ValueError("--print-commands, --ssh and --workdir need --hosts")
+        raise LaunchError("--print-commands, --ssh and --workdir need --hosts")
 
 
 def main(argv=None):
@@ -92,17 +96,12 @@ def main(argv=None):
         _check_args(args, command)
         env = _parse_env(args.env)
         if args.hosts is not None:
-            try:
-                hosts = launcher.read_hosts(args.hosts)
-            except OSError as err:
-                raise ValueError("cannot read hosts file %s: %s" % (args.hosts, err.strerror))
-            lines = launcher.host_commands(hosts, command, args.num_workers,
-                                           args.num_servers,
+            lines = launcher.host_commands(launcher.read_hosts(args.hosts), command,
+                                           args.num_workers, args.num_servers,
                                            args.port or launcher.DEFAULT_HOSTS_PORT,
                                            args.workdir, args.python, env)
-    except ValueError as err:
-        sys.stderr.write("error: %s\n" % err)
-        return EXIT_USER_ERROR
+    except UserError as err:
+        return user_error(err)
 
     if args.hosts is not None and not args.ssh:
         _print_commands(lines)
@@ -112,10 +111,8 @@ def main(argv=None):
             return launcher.launch_local(command, args.num_workers, args.num_servers,
                                          args.port, args.timeout, env, python=args.python)
         return launcher.launch_hosts(lines, args.timeout)
-    except OSError as err:  # the command or ssh could not be started
-        sys.stderr.write("error: cannot start %s: %s\n"
-                         % (err.filename or "a process", err.strerror or err))
-        return EXIT_USER_ERROR
+    except UserError as err:  # the command or ssh could not be started
+        return user_error(err)
     except KeyboardInterrupt:  # before the job started
         say("interrupted; the job was stopped")
         return EXIT_INTERRUPTED
