@@ -96,13 +96,12 @@ def test_the_benchmark_defaults_are_the_runs_the_readme_reports():
     assert earlier.lr == config.lr and earlier.batch_size == config.batch_size
 
 
-def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
-    pytest.importorskip("sklearn")
+def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions(digits,
+                                                                         cnn_judge_net):
     q = import_quality_digits()
-    from sngan_gluon.data import get_dataset, to_tensor
-    train = get_dataset("digits", image_size=32, channels=3, train=True)
-    test = get_dataset("digits", image_size=32, channels=3, train=False)
-    judge = q.Judge(q.train_classifier(train, test, epochs=4)[0], train, test)
+    from sngan_gluon.data import to_tensor
+    train, test = digits
+    judge = q.Judge(cnn_judge_net, train, test)  # q.train_classifier(train, test, epochs=4)
     # real training digits, but 3s and 8s make up 60% of them
     counts = np.where(np.isin(np.arange(10), (3, 8)), 300, 50)
     index = q.draw_by_class(train.labels, counts, np.random.RandomState(0))
