@@ -29,7 +29,7 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     """One short run with every training option the benchmark passes on (a run costs a minute)."""
     pytest.importorskip("sklearn")
     out, stdout, figures = run_quality_digits(
-        tmp_path, "--iterations", "3", "--num", "60", "--judge-every", "50",
+        tmp_path, "--iterations", "3", "--batch-size", "8", "--num", "60", "--judge-every", "50",
         "--diffaugment", "translation", "--lecam", "0.3", "--beta1", "0", "--conditional",
         "--loss", "bce", "--mode-seeking", "1")
     assert figures["classifier_accuracy"] > 0.9  # the judge recognises held-out digits
@@ -96,13 +96,12 @@ def test_the_benchmark_defaults_are_the_runs_the_readme_reports():
     assert earlier.lr == config.lr and earlier.batch_size == config.batch_size
 
 
-def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions():
-    pytest.importorskip("sklearn")
+def test_the_class_balanced_figure_removes_the_cost_of_wrong_proportions(digits,
+                                                                         cnn_judge_net):
     q = import_quality_digits()
-    from sngan_gluon.data import get_dataset, to_tensor
-    train = get_dataset("digits", image_size=32, channels=3, train=True)
-    test = get_dataset("digits", image_size=32, channels=3, train=False)
-    judge = q.Judge(q.train_classifier(train, test, epochs=4)[0], train, test)
+    from sngan_gluon.data import to_tensor
+    train, test = digits
+    judge = q.Judge(cnn_judge_net, train, test)  # q.train_classifier(train, test, epochs=4)
     # real training digits, but 3s and 8s make up 60% of them
     counts = np.where(np.isin(np.arange(10), (3, 8)), 300, 50)
     index = q.draw_by_class(train.labels, counts, np.random.RandomState(0))
@@ -244,7 +243,7 @@ def test_quality_parity_trains_and_judges_every_implementation_under_both_judges
     out = str(tmp_path / "parity")
     command = [sys.executable, os.path.join(ROOT, "benchmarks", "quality_parity.py"),
                "--out-dir", out, "--iterations", "2", "--seeds", "0", "--num", "60",
-               "--judge-epochs", "2"]
+               "--judge-epochs", "2", "--set", "batch_size=8", "--torch", "batch_size=8"]
     result = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:]

@@ -1,12 +1,13 @@
 """sngan-export, scoring an exported generator, and sngan-generate's pictures, on tiny runs.
 
-One module-scoped pair of runs (unconditional and conditional, a few iterations
-on ``synthetic``) serves every test; each command of docs/export_and_pictures.md
-is run on them.
+The session's pair of tiny runs (unconditional and conditional, a few iterations
+on ``synthetic``, tests/tiny_runs.py) serves every test; each command of
+docs/export_and_pictures.md is run on copies of them (the commands write into the run).
 """
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,34 +19,24 @@ import sngan_gluon  # noqa: F401  (makes mxnet importable)
 from sngan_gluon.cli import evaluate as evaluate_cli
 from sngan_gluon.cli import export as export_cli
 from sngan_gluon.cli import generate as generate_cli
-from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset
 from sngan_gluon.pictures import nearest_training_images, slerp
 from sngan_gluon.sampling import LoadedGenerator
-from sngan_gluon.trainer import GANTrainer
 from test_generate_evaluate import StandInExtractor
+from tiny_runs import ITERATIONS, SAMPLE_EVERY
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from sngan_gluon.onnx_export import OnnxGenerator, read_metadata  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ITERATIONS, SAMPLE_EVERY = 4, 1  # four sample grids: four frames of progress.gif
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("runs")
-    dataset = get_dataset("synthetic", image_size=32)
-    out = {}
-    for name, conditional in (("uncond", False), ("cond", True)):
-        config = TrainConfig(dataset="synthetic", data_path=str(base / "data"), batch_size=8,
-                             iterations=ITERATIONS, log_every=2, checkpoint_every=ITERATIONS,
-                             sample_every=SAMPLE_EVERY, quiet=True, conditional=conditional,
-                             ema=0.9, z_dim=16)
-        GANTrainer(config, dataset=dataset).train(str(base / name))
-        out[name] = str(base / name)
-    return out
+def runs(tiny_runs):
+    """The session's tiny runs (tests/tiny_runs.py): ITERATIONS iterations, a sample grid
+    every SAMPLE_EVERY (four frames of progress.gif), z_dim 16, EMA; read only."""
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")
@@ -380,7 +371,8 @@ def documented_commands():
     return found
 
 
-def test_every_documented_export_and_picture_command_runs(runs):
+def test_every_documented_export_and_picture_command_runs(runs, tmp_path):
+    runs = {name: shutil.copytree(run, str(tmp_path / name)) for name, run in runs.items()}
     mains = {"sngan-export": export_cli.main, "sngan_gluon.export": export_cli.main,
              "sngan_gluon.generate": generate_cli.main}
     commands = documented_commands()

@@ -48,17 +48,10 @@ class StandInExtractor:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("runs")
-    dataset = get_dataset("synthetic", image_size=32)
-    out = {}
-    for name, conditional in (("uncond", False), ("cond", True)):
-        config = TrainConfig(dataset="synthetic", data_path=str(base / "data"), batch_size=8,
-                             iterations=2, log_every=1, checkpoint_every=2, sample_every=2,
-                             quiet=True, conditional=conditional, ema=0.9)
-        GANTrainer(config, dataset=dataset).train(str(base / name))
-        out[name] = str(base / name)
-    return out
+def runs(tiny_runs):
+    """The session's tiny runs (tests/tiny_runs.py), unconditional and conditional, with an
+    EMA generator; read only."""
+    return tiny_runs
 
 
 def test_generate_npz_follows_the_contract(runs, tmp_path):

@@ -12,32 +12,26 @@ import mxnet as mx
 from mxnet import autograd, nd
 
 from sngan_gluon.cli import spectra_report as spectra_cli
-from sngan_gluon.config import TrainConfig
 from sngan_gluon.data import get_dataset
 from sngan_gluon.fileio import file_digest
 from sngan_gluon.models import get_discriminator
 from sngan_gluon.nn import spectral_norm, warm_up
 from sngan_gluon.spectra import (SigmaMonitor, layer_sigmas, layer_spectra, load_discriminator,
                                  weight_layers)
-from sngan_gluon.trainer import GANTrainer
+from tiny_runs import ITERATIONS, train_tiny_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATHS = ["features.%d" % i for i in range(0, 14, 2)] + ["head.linear", "head.embed"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two-iteration runs of the conditional DCGAN on synthetic data, with and without SN."""
+def runs(tiny_runs, tmp_path_factory):
+    """Tiny runs of the conditional DCGAN on synthetic data (tests/tiny_runs.py), with SN
+    (the session's conditional run) and without; read only."""
     base = tmp_path_factory.mktemp("runs")
-    dataset = get_dataset("synthetic", image_size=32)
-    out = {}
-    for name, sn in (("sn", True), ("no_sn", False)):
-        config = TrainConfig(dataset="synthetic", data_path=str(base / "data"), batch_size=4,
-                             iterations=2, log_every=2, checkpoint_every=2, sample_every=2,
-                             quiet=True, conditional=True, sn=sn)
-        GANTrainer(config, dataset=dataset).train(str(base / name))
-        out[name] = str(base / name)
-    return out
+    no_sn = train_tiny_run(base / "no_sn", get_dataset("synthetic", image_size=32),
+                           base / "data", conditional=True, sn=False)
+    return {"sn": tiny_runs["cond"], "no_sn": no_sn}
 
 
 def _net(sn, seed=0):
@@ -127,7 +121,7 @@ def test_spectra_of_sn_layers_peak_at_one_and_plain_ones_at_their_sigma():
 
 def test_load_discriminator_restores_the_saved_weights(runs):
     net, info = load_discriminator(runs["sn"])
-    assert info["sn"] and info["iteration"] == 2 and info["arch"] == "dcgan"
+    assert info["sn"] and info["iteration"] == ITERATIONS and info["arch"] == "dcgan"
     params = mx.nd.load(os.path.join(info["path"], "discriminator.params"))
     for key, param in net._collect_params_with_prefix().items():
         np.testing.assert_array_equal(param.data().asnumpy(), params[key].asnumpy())
@@ -139,7 +133,9 @@ def test_inspect_prints_each_layer_and_plots_both_runs(runs, tmp_path, capsys):
     assert spectra_cli.main(["--checkpoint", runs["sn"], "--compare", runs["no_sn"],
                              "--out", out]) == 0
     printed = capsys.readouterr().out
-    assert "sn (SN, iteration 2)" in printed and "no_sn (no SN, iteration 2)" in printed
+    names = [os.path.basename(runs[name]) for name in ("sn", "no_sn")]
+    assert "%s (SN, iteration %d)" % (names[0], ITERATIONS) in printed
+    assert "%s (no SN, iteration %d)" % (names[1], ITERATIONS) in printed
     for path in PATHS:
         assert printed.count("  %s " % path) == 2  # one row per run
     with open(out, "rb") as f:
@@ -158,7 +154,7 @@ def test_inspect_of_a_corrupt_checkpoint_says_so_and_changes_nothing(runs, tmp_p
     import shutil
     run = str(tmp_path / "broken")
     shutil.copytree(runs["sn"], run)
-    ckpt = os.path.join(run, "checkpoints", "iter_0000002")
+    ckpt = os.path.join(run, "checkpoints", "iter_%07d" % ITERATIONS)
     params = os.path.join(ckpt, "discriminator.params")
     with open(params, "wb") as f:
         f.write(b"not mxnet parameters")

@@ -20,16 +20,7 @@ def import_benchmark(name):
         sys.path.pop(0)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return (get_dataset("digits", image_size=32, channels=3, train=True),
-            get_dataset("digits", image_size=32, channels=3, train=False))
-
-
-@pytest.fixture(scope="module")
-def mlp_judge(digits):
-    pytest.importorskip("sklearn")
-    return import_benchmark("judge_mlp").MLPJudge(*digits)
+# digits, mlp_judge and cnn_judge_net: session fixtures of tests/conftest.py
 
 
 # ------------------------------------------------------------------ judge 2
@@ -53,14 +44,15 @@ def test_second_judge_floor_is_small_against_noise_and_altered_digits(mlp_judge,
         mlp_judge(train[:300])["fid"], rel=1e-5)
 
 
-def test_second_judge_sees_digits_differently_from_the_first(mlp_judge, digits):
+def test_second_judge_sees_digits_differently_from_the_first(mlp_judge, cnn_judge_net,
+                                                             digits):
     """Within each class, how far apart two held-out digits are in judge 2's features
     follows judge 1's only loosely, and the judges weigh a one-pixel shift against
     dimmed strokes in opposite ways."""
     from scipy.spatial.distance import pdist
     q = import_benchmark("quality_digits")
     train, test = digits
-    net = q.train_classifier(train, test, epochs=4)[0]
+    net = cnn_judge_net  # q.train_classifier(train, test, epochs=4)[0]
     f1 = q.judge(net, to_tensor(test.images))[1]
     f2 = mlp_judge.features(test.images)
     within = [np.corrcoef(pdist(f1[test.labels == k]), pdist(f2[test.labels == k]))[0, 1]

@@ -2,8 +2,8 @@
 
 The bash blocks of README.md are parsed line by line; each ``&&``-joined part that runs
 ``train.py`` or ``sngan_gluon.generate`` offline on the CPU is run in a temporary folder
-(so ``runs/...`` lands there), in README order, with ``--iterations`` set to 2 and every
-writing interval to 1. Parts that need the network or a GPU (CIFAR-10, ``--use-gpu``,
+(so ``runs/...`` lands there), in README order, with ``--iterations`` set to 2, batches of
+8 and every writing interval to 1. Parts that need the network or a GPU (CIFAR-10, ``--use-gpu``,
 ``--gpus``, the launcher, ``pip``, Inception weights) are left out.
 """
 import os
@@ -23,7 +23,7 @@ OFFLINE_DATASETS = ("digits", "folder", "synthetic")
 NEEDS_NETWORK_OR_GPU = ("--use-gpu", "--gpus", "--sync-bn", "--kvstore", "--feature-net-params")
 # Flags whose value is shrunk for the test, and flags that do not change what is computed
 # (so two README lines that differ only in them are run once).
-SHRUNK = {"--iterations": "2", "--sample-every": "1", "--log-every": "1",
+SHRUNK = {"--iterations": "2", "--batch-size": "8", "--sample-every": "1", "--log-every": "1",
           "--checkpoint-every": "2"}
 IGNORED_FOR_DEDUP = set(SHRUNK) | {"--out-dir"}
 
@@ -73,7 +73,8 @@ def runnable(tokens, trained):
 
 
 def shrunk(tokens):
-    """``tokens`` with 2 iterations and every writing interval 1, run by this interpreter."""
+    """``tokens`` with 2 iterations of batches of 8 and every writing interval 1, run by this
+    interpreter."""
     out = [sys.executable] + tokens[1:]
     if out[1] == "train.py":
         out[1] = os.path.join(ROOT, "train.py")
