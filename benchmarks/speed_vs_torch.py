@@ -13,6 +13,11 @@ alternating from round to round):
 * the PyTorch loop of ``torch_loop.py`` (the networks of ``reference_torch.py``)
   on the same images for as many iterations, timed around each iteration.
 
+With ``--pngs`` the dataset is first written as numbered 32x32 RGB PNG files
+into a temporary folder: ``train.py`` then reads that folder as a user's own
+images (``--dataset folder --data-path``), and the PyTorch loop reads the same
+folder through the package's folder reader, so both train on the same pixels.
+
 Both run on ``--threads`` threads (``OMP_NUM_THREADS``, and
 ``torch.set_num_threads``). The first ``--warmup`` iterations of each run are
 not timed. Prints the processor, each round's seconds per iteration and ratio,
@@ -20,7 +25,7 @@ then the medians and the spread (smallest and largest ratio) over the rounds.
 Only the ratios of interleaved runs compare: on a shared machine the absolute
 times move with the load.
 
-    python benchmarks/speed_vs_torch.py [--rounds 3] [--iterations 60] [--warmup 20]
+    python benchmarks/speed_vs_torch.py [--pngs] [--rounds 3] [--iterations 60] [--warmup 20]
 """
 import argparse
 import csv
@@ -55,11 +60,25 @@ def _env(threads):
     return env
 
 
+def data_arguments(args):
+    """train.py's flags that name the images: the dataset, or the folder of PNGs."""
+    if args.png_folder:
+        return ["--dataset", "folder", "--data-path", args.png_folder]
+    return ["--dataset", args.dataset]
+
+
+def write_pngs(images, folder):
+    """Write uint8 images (N, H, W, 3) as ``folder/000000.png, ...`` (RGB)."""
+    from PIL import Image
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(os.path.join(folder, "%06d.png" % i))
+
+
 def time_package(args, folder):
     """train.py's seconds per iteration after the warm-up: (loop clock, wall_time)."""
     out = os.path.join(folder, "run")
     total = args.warmup + args.iterations
-    subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--dataset", args.dataset,
+    subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + data_arguments(args) + [
                     "--iterations", str(total), "--log-every", str(args.warmup),
                     "--out-dir", out, "--quiet"],
                    env=_env(args.threads), check=True, stdout=subprocess.DEVNULL)
@@ -75,7 +94,8 @@ def time_package(args, folder):
 def time_torch(args):
     """The PyTorch loop's seconds per iteration after the warm-up (in a fresh process)."""
     result = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker",
-                             "--dataset", args.dataset, "--threads", str(args.threads),
+                             "--dataset", args.dataset, "--png-folder", args.png_folder,
+                             "--threads", str(args.threads),
                              "--iterations", str(args.iterations),
                              "--warmup", str(args.warmup)],
                             env=_env(args.threads), check=True, stdout=subprocess.PIPE,
@@ -83,12 +103,21 @@ def time_torch(args):
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds_per_iteration"]
 
 
+def worker_images(args):
+    """uint8 (N, 32, 32, 3): the PNG folder read by the package's folder reader, or the dataset."""
+    if args.png_folder:
+        from sngan_gluon.data import get_dataset
+        images = get_dataset("folder", root=args.png_folder, image_size=32, channels=3).images
+        return np.array(images)  # a writable copy of the cached, memory-mapped array
+    import reference_torch  # torch: imported by the worker process only
+    return reference_torch.load_images(args.dataset)
+
+
 def torch_worker(args):
     import torch
-    import reference_torch
     from torch_loop import TorchLoop
     torch.set_num_threads(args.threads)
-    loop = TorchLoop(reference_torch.load_images(args.dataset))
+    loop = TorchLoop(worker_images(args))
     for _ in range(args.warmup):
         loop.iteration()
     start = time.perf_counter()
@@ -97,23 +126,12 @@ def torch_worker(args):
     print(json.dumps(dict(seconds_per_iteration=(time.perf_counter() - start) / args.iterations)))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=60,
-                        help="timed iterations per run (a multiple of --warmup)")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed iterations per run")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.iterations % args.warmup:
-        parser.error("--iterations must be a multiple of --warmup (the log rows' spacing)")
-    if args.torch_worker:
-        return torch_worker(args)
-    print("processor: %s; %d threads; %d rounds of %d + %d iterations (warm-up not timed)"
-          % (processor_name(), args.threads, args.rounds, args.warmup, args.iterations),
-          flush=True)
+def compare(args):
+    """Run the interleaved rounds; print each round, then the medians and the spread."""
+    print("processor: %s; %d threads; %s; %d rounds of %d + %d iterations (warm-up not timed)"
+          % (processor_name(), args.threads,
+             "32x32 PNGs of %s in a folder" % args.dataset if args.png_folder else args.dataset,
+             args.rounds, args.warmup, args.iterations), flush=True)
     loop, wall, ref = [], [], []
     for round_ in range(args.rounds):
         order = ("package", "torch") if round_ % 2 == 0 else ("torch", "package")
@@ -135,6 +153,36 @@ def main():
         print("train.py / PyTorch (%s): median ratio %.3f, spread %.3f to %.3f; medians "
               "%.3f s/it against %.3f s/it" % (name, np.median(ratios), ratios.min(),
                                                ratios.max(), np.median(ours), np.median(ref)))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=60,
+                        help="timed iterations per run (a multiple of --warmup)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed iterations per run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--pngs", action="store_true",
+                        help="train both on the dataset written as a folder of PNG files")
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--png-folder", default="", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.iterations % args.warmup:
+        parser.error("--iterations must be a multiple of --warmup (the log rows' spacing)")
+    if args.torch_worker:
+        return torch_worker(args)
+    if not args.pngs:
+        return compare(args)
+    from sngan_gluon.data import get_dataset
+    with tempfile.TemporaryDirectory() as args.png_folder:
+        write_pngs(get_dataset(args.dataset, image_size=32, channels=3).images, args.png_folder)
+        compare(args)
 
 
 if __name__ == "__main__":
