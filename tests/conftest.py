@@ -3,10 +3,8 @@
 The expensive ones (tiny training runs, the digits judges' data and networks)
 are session-scoped: made once, by the first test that asks, and read only.
 """
-import importlib
 import os
 import signal
-import sys
 
 # Before mxnet loads, and inherited by every process a test starts: OpenMP threads
 # waiting for work sleep instead of spinning. Where other processes share the cores,
@@ -19,9 +17,8 @@ import pytest  # noqa: E402
 
 import sngan_gluon  # noqa: E402,F401  (makes mxnet importable on every Python)
 from sngan_gluon.data import get_dataset  # noqa: E402
+from benchmark_scripts import import_benchmark  # noqa: E402
 from tiny_runs import train_tiny_run  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +52,6 @@ def tiny_runs(tmp_path_factory):
             for name, conditional in (("uncond", False), ("cond", True))}
 
 
-def _benchmark(name):
-    """The module of ``benchmarks/<name>.py`` (the scripts import each other by name)."""
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
-
-
 @pytest.fixture(scope="session")
 def digits():
     """(train, held-out) digits as the quality benchmarks' judges see them: 32x32 RGB."""
@@ -77,11 +65,11 @@ def cnn_judge_net(digits):
     """The first judge's classifier (``quality_digits.train_classifier``, 4 epochs) on
     :func:`digits`; read only."""
     pytest.importorskip("sklearn")
-    return _benchmark("quality_digits").train_classifier(*digits, epochs=4)[0]
+    return import_benchmark("quality_digits").train_classifier(*digits, epochs=4)[0]
 
 
 @pytest.fixture(scope="session")
 def mlp_judge(digits):
     """The second judge (``judge_mlp.MLPJudge``) on :func:`digits`; read only."""
     pytest.importorskip("sklearn")
-    return _benchmark("judge_mlp").MLPJudge(*digits)
+    return import_benchmark("judge_mlp").MLPJudge(*digits)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sngan_gluon.sampling import LoadedGenerator
+from benchmark_scripts import import_benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,16 +64,6 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     assert abs(sum(figures["class_shares"]) - 1) < 0.01
     assert figures["balanced_over_floor"] > 0
     assert "target <= 2" in stdout
-
-
-def import_benchmark(name):
-    """The module of ``benchmarks/<name>.py`` (the scripts import each other by name)."""
-    import importlib
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
 
 
 def import_quality_digits():

@@ -1,24 +1,9 @@
 """The second digits judge, reference B, the data path and the EMA shadow of quality_parity."""
-import os
-import sys
-
 import numpy as np
 import pytest
 
+from benchmark_scripts import import_benchmark
 from sngan_gluon.data import get_dataset, to_tensor
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def import_benchmark(name):
-    """The module of ``benchmarks/<name>.py`` (the scripts import each other by name)."""
-    import importlib
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
-
 
 # digits, mlp_judge and cnn_judge_net: session fixtures of tests/conftest.py
 
