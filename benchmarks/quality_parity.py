@@ -36,6 +36,11 @@ real-vs-real floor and the classes holding >= 5% of the samples.
 
 ``--impl`` trains some implementations only; ``--table-only`` judges what the
 folder holds (several processes can train into one folder at once).
+``--merge REPORT`` adds the rows of a ``parity.json`` written elsewhere (another
+machine, another day) to the table, on one condition: its judges must be this
+process's judges to the last digit of their accuracy and floor (both judges are
+seeded; judge 1 repeats bit for bit on the same ``OMP_NUM_THREADS``). So the
+fifteen runs can be trained in parts and judged as one table.
 One-factor swaps get a ``--tag``: ``--set KEY=VALUE`` overrides a field of
 the package's ``TrainConfig``, ``--torch KEY=VALUE`` an argument of
 ``reference_torch.train`` (``init=normal``, ``u_warmup=0``, ``bn0=unit``),
@@ -201,6 +206,32 @@ def judge_folder(out_dir, judges):
     return table
 
 
+def merge_report(table, report, about, iterations):
+    """Add to ``table`` (:func:`judge_folder`'s) the rows of ``report`` (a ``parity.json``).
+
+    ``about``: :func:`build_judges`' description of this process's judges. A report of
+    other iterations or other judges, or a row judged differently here, is an error."""
+    if report.get("iterations") != iterations:
+        raise SystemExit("error: the report holds runs of %s iterations, not %d"
+                         % (report.get("iterations"), iterations))
+    for name, (_, accuracy, floor) in about.items():
+        theirs = report.get("judges", {}).get(name, {})
+        if (theirs.get("accuracy"), theirs.get("floor")) != (accuracy, floor):
+            raise SystemExit(
+                "error: the report's judge %r is not this one (accuracy %s, floor %s there; "
+                "%r, %r here): judge with the same OMP_NUM_THREADS and judge epochs"
+                % (name, theirs.get("accuracy"), theirs.get("floor"), accuracy, floor))
+    for impl, rows in report.get("runs", {}).items():
+        here = dict(table.get(impl, []))
+        for seed, figures in rows.items():
+            seed = int(seed)
+            if seed in here and here[seed] != figures:
+                raise SystemExit("error: %s seed %d is in the report and here, judged "
+                                 "differently: two runs of one seed" % (impl, seed))
+            if seed not in here:
+                table.setdefault(impl, []).append((seed, figures))
+
+
 def format_table(table, judge, floor):
     """One row per implementation under ``judge``: FID per seed, median, spread, classes."""
     lines = ["| implementation | FID per seed (seeds) | median FID | / floor | spread (max - min) "
@@ -242,6 +273,8 @@ def build_parser():
     parser.add_argument("--torch", dest="torch_options", action="append", default=[],
                         metavar="KEY=VALUE", help="an argument of reference_torch.train")
     parser.add_argument("--table-only", action="store_true", help="judge, do not train")
+    parser.add_argument("--merge", action="append", default=[], metavar="REPORT",
+                        help="a parity.json judged by the same judges: its rows join the table")
     parser.add_argument("--judge-epochs", type=int, default=15,
                         help="training epochs of judge 1 (fewer only for smoke tests)")
     return parser
@@ -257,6 +290,9 @@ def main(argv=None):
             run_one(impl, seed, args, train)
     judges, about = build_judges(train, test, args.judge_epochs)
     table = judge_folder(args.out_dir, judges)
+    for path in args.merge:
+        with open(path) as f:
+            merge_report(table, json.load(f), about, args.iterations)
     report = {"iterations": args.iterations, "judges": {}, "runs": {}}
     for name in judges:
         text, accuracy, floor = about[name]
@@ -266,6 +302,7 @@ def main(argv=None):
         report["judges"][name] = {"about": text, "accuracy": accuracy, "floor": floor}
     report["runs"] = {impl: {str(seed): figures for seed, figures in rows}
                       for impl, rows in table.items()}
+    os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "parity.json"), "w") as f:
         json.dump(report, f, indent=1)
 

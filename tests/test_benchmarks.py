@@ -311,3 +311,30 @@ def test_pytorch_init_draws_as_the_references_default_layers():
                 assert np.abs(a).max() <= (1 + 1e-6) / np.sqrt(fan_in), p.name  # torch's bound
                 if a.size >= 500:
                     np.testing.assert_allclose(a.std(), b.std(), rtol=0.1, err_msg=p.name)
+
+
+def test_quality_parity_merges_a_report_only_when_judged_by_the_same_judges():
+    q = import_benchmark("quality_parity")
+    about = {"cnn": ("judge 1", 0.983, 10.05), "mlp": ("judge 2", 0.992, 2.85)}
+    row = {"cnn": {"fid": 40.0, "classes_with_5pct": 10},
+           "mlp": {"fid": 12.0, "classes_with_5pct": 10}}
+    report = {"iterations": 1500, "runs": {"package": {"1": row}, "torch": {"0": row}},
+              "judges": {"cnn": {"accuracy": 0.983, "floor": 10.05},
+                         "mlp": {"accuracy": 0.992, "floor": 2.85}}}
+    table = {"package": [(0, dict(row, cnn={"fid": 50.0, "classes_with_5pct": 9}))]}
+    q.merge_report(table, json.loads(json.dumps(report)), about, 1500)
+    assert sorted(seed for seed, _ in table["package"]) == [0, 1]
+    assert table["torch"] == [(0, row)]
+    text = q.format_table(table, "cnn", 10.05)
+    assert "| package | 50.00, 40.00 (0, 1) | **45.00** |" in text
+    # merging the same report again changes nothing: its rows are the ones already here
+    q.merge_report(table, report, about, 1500)
+    assert len(table["package"]) == 2 and len(table["torch"]) == 1
+    other = dict(about, cnn=("judge 1", 0.983, 10.0500001))
+    with pytest.raises(SystemExit, match="judge 'cnn' is not this one"):
+        q.merge_report({}, report, other, 1500)
+    with pytest.raises(SystemExit, match="runs of 1500 iterations, not 750"):
+        q.merge_report({}, report, about, 750)
+    clash = {"package": [(1, dict(row, mlp={"fid": 13.0}))]}
+    with pytest.raises(SystemExit, match="package seed 1 is in the report and here"):
+        q.merge_report(clash, report, about, 1500)
