@@ -106,17 +106,24 @@ def layer_spectra(net):
     return out
 
 
-def describe_layers(net):
+def describe_layers(net, spectra=None):
     """One row per weight layer: dict(layer, kind, shape, sigma, svd_sigma, top) with
     ``sigma`` the power-iteration estimate, ``svd_sigma`` the raw weight's largest
-    singular value and ``top`` that of the matrix the layer multiplies by."""
-    sigmas, spectra = layer_sigmas(net), layer_spectra(net)
+    singular value and ``top`` that of the matrix the layer multiplies by.
+
+    ``spectra``: :func:`layer_spectra` of ``net`` where the caller has it already (an
+    SVD of every layer is the expensive part)."""
+    sigmas = layer_sigmas(net)
+    spectra = layer_spectra(net) if spectra is None else spectra
     rows = []
     for path, layer in weight_layers(net).items():
         w_mat = layer_matrix(layer).asnumpy().astype(np.float64)
+        top = float(spectra[path][0])
+        # a plain layer multiplies by its raw weight: its spectrum's top is svd_sigma
+        svd_sigma = (np.linalg.norm(w_mat, 2) if isinstance(layer, SpectralNormMixin)
+                     else top)
         rows.append(dict(layer=path, kind=type(layer).__name__, shape=w_mat.shape,
-                         sigma=sigmas[path], svd_sigma=np.linalg.norm(w_mat, 2),
-                         top=float(spectra[path][0])))
+                         sigma=sigmas[path], svd_sigma=svd_sigma, top=top))
     return rows
 
 

@@ -47,9 +47,9 @@ def main(argv=None):
             if label in spectra:
                 label += " [%s]" % checkpoint
             print("%s discriminator, %s (%s):" % (info["arch"], label, info["path"]))
-            for line in format_table(describe_layers(net)):
-                print("  " + line)
             spectra[label] = layer_spectra(net)
+            for line in format_table(describe_layers(net, spectra[label])):
+                print("  " + line)
         plot_spectra(spectra, args.out, title="singular values of each layer's applied weight")
     except UserError as err:
         return user_error(err)
