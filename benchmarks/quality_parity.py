@@ -246,12 +246,12 @@ def format_table(table, judge, floor):
     return "\n".join(lines)
 
 
-def build_judges(train, test, judge_epochs):
+def build_judges(train, test, judge_epochs, mlp_iterations=200):
     """{"cnn": quality_digits' judge, "mlp": judge_mlp's}, each callable on uint8 images,
     and {name: (description, held-out accuracy, floor)}."""
     classifier, accuracy = train_classifier(train, test, epochs=judge_epochs)
     cnn = Judge(classifier, train, test)
-    mlp = MLPJudge(train, test)
+    mlp = MLPJudge(train, test, max_iter=mlp_iterations)
     judges = {"cnn": lambda images: cnn(to_tensor(images)), "mlp": mlp}
     about = {"cnn": ("judge 1, quality_digits.py's CNN (128-d features)", accuracy, cnn.floor),
              "mlp": ("judge 2, judge_mlp.py's " + mlp.name + " (64-d features)", mlp.accuracy,
@@ -277,6 +277,8 @@ def build_parser():
                         help="a parity.json judged by the same judges: its rows join the table")
     parser.add_argument("--judge-epochs", type=int, default=15,
                         help="training epochs of judge 1 (fewer only for smoke tests)")
+    parser.add_argument("--judge-mlp-iterations", type=int, default=200,
+                        help="training epochs at most of judge 2 (fewer only for smoke tests)")
     return parser
 
 
@@ -288,7 +290,8 @@ def main(argv=None):
     for seed in args.seeds if impls else []:
         for impl in impls:
             run_one(impl, seed, args, train)
-    judges, about = build_judges(train, test, args.judge_epochs)
+    judges, about = build_judges(train, test, args.judge_epochs,
+                                 args.judge_mlp_iterations)
     table = judge_folder(args.out_dir, judges)
     for path in args.merge:
         with open(path) as f:

@@ -234,7 +234,8 @@ def test_quality_parity_trains_and_judges_every_implementation_under_both_judges
     out = str(tmp_path / "parity")
     command = [sys.executable, os.path.join(ROOT, "benchmarks", "quality_parity.py"),
                "--out-dir", out, "--iterations", "2", "--seeds", "0", "--num", "60",
-               "--judge-epochs", "2", "--set", "batch_size=8", "--torch", "batch_size=8"]
+               "--judge-epochs", "2", "--judge-mlp-iterations", "3", "--set", "batch_size=8",
+               "--torch", "batch_size=8"]
     result = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:]
