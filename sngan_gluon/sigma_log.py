@@ -25,7 +25,7 @@ from .extensions import Extension
 from .fileio import atomic_path
 from .run_folder import writing
 from .spectra import SigmaMonitor
-from .visualize import _pyplot
+from .visualize import new_figure
 
 __all__ = ["SigmaLog", "read_sigmas", "plot_sigmas", "SIGMAS_FILE", "SIGMA_PLOT"]
 
@@ -62,8 +62,8 @@ def plot_sigmas(layers, rows, path, title=None):
     ``rows``: dicts with ``iteration`` and one float per name in ``layers``
     (as :func:`read_sigmas` returns); written whole or not at all.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig = new_figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
     for i, name in enumerate(layers):
         points = [(r["iteration"], r[name]) for r in rows if r.get(name)]
         if points:  # dashes once the 10 colours repeat (a ResNet has 12 layers)
@@ -79,11 +79,8 @@ def plot_sigmas(layers, rows, path, title=None):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     # fixed margins: tight_layout would take 40% of the time of every redraw
     fig.subplots_adjust(left=0.1, right=0.76, bottom=0.12, top=0.92)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=80)
-    finally:
-        plt.close(fig)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
     return path
 
 

@@ -30,7 +30,7 @@ from .models import get_discriminator
 from .nn.spectral_norm import SpectralNormMixin, weight_matrix
 from .nn.walk import layer_matrix, out_axis, weight_layers
 from .nn.warmup import iterate_to
-from .visualize import _pyplot
+from .visualize import new_figure
 
 __all__ = ["weight_layers", "layer_matrix", "SigmaMonitor", "layer_sigmas", "layer_spectra",
            "describe_layers", "format_table", "plot_spectra", "load_discriminator"]
@@ -145,7 +145,6 @@ def plot_spectra(spectra, path, title=None):
     layers are matched by name across runs. A ``path`` that cannot be written is
     an :class:`~sngan_gluon.fileio.OutputError`.
     """
-    plt = _pyplot()
     layers = []
     for run in spectra.values():
         layers.extend(name for name in run if name not in layers)
@@ -153,7 +152,8 @@ def plot_spectra(spectra, path, title=None):
         raise ValueError("no layer with a weight to plot")
     cols = min(4, len(layers))
     rows = (len(layers) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    fig = new_figure(figsize=(3.2 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.flat, layers):
         for (label, run), style in zip(spectra.items(), ("-", "--", ":", "-.") * 4):
             if name in run and run[name].size and run[name][0] > 0:
@@ -172,11 +172,8 @@ def plot_spectra(spectra, path, title=None):
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    try:
-        with user_output(path), atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
+    with user_output(path), atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     return path
 
 

@@ -10,11 +10,12 @@ import numpy as np
 from .fileio import atomic_path
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: training runs on machines without a screen
-    import matplotlib.pyplot as plt
-    return plt
+def new_figure(**kwargs):
+    """A matplotlib ``Figure`` of its own, for a file: no pyplot, so no window, no global
+    figure registry and no change to the backend of the process that imports us (a
+    notebook keeps its inline plots); ``savefig`` draws it with Agg."""
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
 
 
 def image_grid(images, nrow=None, padding=2, pad_value=255):
@@ -48,7 +49,6 @@ def image_grid(images, nrow=None, padding=2, pad_value=255):
 def save_image_grid(images, path, nrow=None, caption=None):
     """Write :func:`image_grid` of uint8 (N, H, W, C) ``images`` to ``path`` (PNG)."""
     grid = image_grid(images, nrow=nrow)
-    plt = _pyplot()
     height, width = grid.shape[:2]
     dpi, scale = 100, 2.0
     fig_w = width * scale / dpi
@@ -56,7 +56,7 @@ def save_image_grid(images, path, nrow=None, caption=None):
     lines = textwrap.wrap(caption, max(10, int(fig_w * 72 / 5.5))) if caption else []
     extra = 0.12 + 0.16 * len(lines) if lines else 0.0  # inches of caption below the grid
     fig_h = height * scale / dpi + extra
-    fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi)
+    fig = new_figure(figsize=(fig_w, fig_h), dpi=dpi)
     ax = fig.add_axes([0, extra / fig_h, 1, 1 - extra / fig_h])
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
               interpolation="nearest")
@@ -64,11 +64,8 @@ def save_image_grid(images, path, nrow=None, caption=None):
     if caption:
         fig.text(0.5, extra / fig_h / 2, "\n".join(lines), ha="center", va="center",
                  fontsize=9)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi)
-    finally:
-        plt.close(fig)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi)
 
 
 def plot_curves(rows, path, metrics=("is_mean", "fid")):
@@ -79,10 +76,9 @@ def plot_curves(rows, path, metrics=("is_mean", "fid")):
     rows : list of dicts as written to ``log.csv`` (keys ``iteration``, ``d_loss``,
         ``g_loss`` and optionally the names in ``metrics``; empty strings are skipped).
     """
-    plt = _pyplot()
     present = [m for m in metrics if any(r.get(m) not in (None, "") for r in rows)]
-    fig, axes = plt.subplots(1, 1 + len(present), figsize=(6 + 4 * len(present), 4),
-                             squeeze=False)
+    fig = new_figure(figsize=(6 + 4 * len(present), 4))
+    axes = fig.subplots(1, 1 + len(present), squeeze=False)
     it = [int(r["iteration"]) for r in rows]
     ax = axes[0, 0]
     for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
@@ -98,8 +94,5 @@ def plot_curves(rows, path, metrics=("is_mean", "fid")):
         ax.set_ylabel({"is_mean": "Inception Score", "fid": "FID"}.get(key, key))
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=80)
-    finally:
-        plt.close(fig)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)

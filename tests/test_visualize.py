@@ -69,3 +69,29 @@ def test_a_long_caption_under_a_narrow_grid_is_wrapped_inside_the_picture(tmp_pa
     band = picture[grid_rows + 2:]  # the caption below the grid
     assert (band < 128).any()  # the caption is drawn
     assert (band[:, :3] > 200).all() and (band[:, -3:] > 200).all()  # and not cut at the sides
+
+
+def test_pictures_leave_the_callers_matplotlib_as_it_was(tmp_path):
+    """A notebook that draws a grid or a curve keeps its backend (inline plots), and no
+    figure is left open in pyplot's registry."""
+    import sys
+    import matplotlib
+    from sngan_gluon.sigma_log import plot_sigmas
+    from sngan_gluon.spectra import plot_spectra
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    before = dict.__getitem__(matplotlib.rcParams, "backend")  # unresolved: no pyplot import
+    matplotlib.use("svg")  # as a notebook's own choice stands for
+    try:
+        save_image_grid(np.zeros((4, 8, 8, 3), np.uint8), str(tmp_path / "g.png"))
+        plot_curves([dict(iteration=1, d_loss=1.0, g_loss=1.0)], str(tmp_path / "loss.png"))
+        plot_sigmas(["a"], [dict(iteration=1, a=1.5)], str(tmp_path / "sigma.png"))
+        plot_spectra({"run": {"a": np.array([2.0, 1.0])}}, str(tmp_path / "s.png"))
+        assert had_pyplot or "matplotlib.pyplot" not in sys.modules
+        assert matplotlib.get_backend() == "svg"
+        if had_pyplot:
+            assert sys.modules["matplotlib.pyplot"].get_fignums() == []
+    finally:
+        matplotlib.rcParams["backend"] = before
+    for name in ("g.png", "loss.png", "sigma.png", "s.png"):
+        with open(str(tmp_path / name), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
