@@ -339,3 +339,10 @@ def test_quality_parity_merges_a_report_only_when_judged_by_the_same_judges():
     clash = {"package": [(1, dict(row, mlp={"fid": 13.0}))]}
     with pytest.raises(SystemExit, match="package seed 1 is in the report and here"):
         q.merge_report(clash, report, about, 1500)
+
+
+def test_warm_up_speed_times_both_ways_and_finds_the_same_u(capsys):
+    import_benchmark("warm_up_speed").main(["--rounds", "1", "--arch", "dcgan"])
+    line = capsys.readouterr().out
+    assert "dcgan discriminator (8 SN layers): warm_up" in line
+    assert "every u equal bit for bit" in line
