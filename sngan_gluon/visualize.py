@@ -77,8 +77,12 @@ def plot_curves(rows, path, metrics=("is_mean", "fid")):
         ``g_loss`` and optionally the names in ``metrics``; empty strings are skipped).
     """
     present = [m for m in metrics if any(r.get(m) not in (None, "") for r in rows)]
-    fig = new_figure(figsize=(6 + 4 * len(present), 4))
+    width = 6 + 4 * len(present)  # inches: 6 for the losses, 4 per metric
+    fig = new_figure(figsize=(width, 4))
     axes = fig.subplots(1, 1 + len(present), squeeze=False)
+    # fixed margins in inches (tight_layout would take 40% of every redraw)
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.3 / width, bottom=0.13, top=0.96,
+                        wspace=0.3)
     it = [int(r["iteration"]) for r in rows]
     ax = axes[0, 0]
     for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
@@ -93,6 +97,5 @@ def plot_curves(rows, path, metrics=("is_mean", "fid")):
         ax.set_xlabel("generator iteration")
         ax.set_ylabel({"is_mean": "Inception Score", "fid": "FID"}.get(key, key))
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
