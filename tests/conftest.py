@@ -12,6 +12,11 @@ import signal
 # four to six times the CPU time and wall time with the default policy. Results are unchanged
 # (the same threads split the same work); the thread count stays the package's default.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# numpy's OpenBLAS has threads of its own that spin the same way, and no passive policy:
+# with the cores busy, an SVD of a 512x2304 matrix took 15 s on two threads against
+# 0.14 s on one (0.14 s either way on idle cores). The tests' linear algebra (FID's
+# matrix square roots, SVDs, the MLP judge) runs on one thread.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
