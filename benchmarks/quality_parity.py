@@ -40,7 +40,11 @@ folder holds (several processes can train into one folder at once).
 machine, another day) to the table, on one condition: its judges must be this
 process's judges to the last digit of their accuracy and floor (both judges are
 seeded; judge 1 repeats bit for bit on the same ``OMP_NUM_THREADS``). So the
-fifteen runs can be trained in parts and judged as one table.
+fifteen runs can be trained in parts and judged as one table;
+``benchmarks/results/parity.json`` holds the runs judged so far (one thread):
+
+    OMP_NUM_THREADS=1 python benchmarks/quality_parity.py --seeds 2 3 4 \
+        --merge benchmarks/results/parity.json
 One-factor swaps get a ``--tag``: ``--set KEY=VALUE`` overrides a field of
 the package's ``TrainConfig``, ``--torch KEY=VALUE`` an argument of
 ``reference_torch.train`` (``init=normal``, ``u_warmup=0``, ``bn0=unit``),
