@@ -117,11 +117,11 @@ def describe_layers(net, spectra=None):
     spectra = layer_spectra(net) if spectra is None else spectra
     rows = []
     for path, layer in weight_layers(net).items():
-        w_mat = layer_matrix(layer).asnumpy().astype(np.float64)
+        w_mat = layer_matrix(layer)
         top = float(spectra[path][0])
         # a plain layer multiplies by its raw weight: its spectrum's top is svd_sigma
-        svd_sigma = (np.linalg.norm(w_mat, 2) if isinstance(layer, SpectralNormMixin)
-                     else top)
+        svd_sigma = (np.linalg.norm(w_mat.asnumpy().astype(np.float64), 2)
+                     if isinstance(layer, SpectralNormMixin) else top)
         rows.append(dict(layer=path, kind=type(layer).__name__, shape=w_mat.shape,
                          sigma=sigmas[path], svd_sigma=svd_sigma, top=top))
     return rows
