@@ -231,6 +231,8 @@ def build_parser():
     parser.add_argument("--conditional", action="store_true",
                         help="the class-conditional dcgan (conditional BatchNorm in G, a "
                              "projection D), fed uniformly drawn labels when judged")
+    parser.add_argument("--judge-epochs", type=int, default=15,
+                        help="training epochs of the judge (fewer only for smoke tests)")
     parser.add_argument("--out-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--from-run", default=None,
@@ -264,7 +266,7 @@ def main():
     train = get_dataset("digits", image_size=32, channels=3, train=True)
     test = get_dataset("digits", image_size=32, channels=3, train=False)
     start = time.time()
-    classifier, accuracy = train_classifier(train, test)
+    classifier, accuracy = train_classifier(train, test, epochs=args.judge_epochs)
     judge_of = Judge(classifier, train, test)
     print("judge: digits CNN, held-out accuracy %.3f (%d train / %d held-out images, %.0f s); "
           "real-vs-real FID floor %.2f, held-out score %.2f"

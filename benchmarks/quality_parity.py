@@ -135,15 +135,16 @@ def train_package(train, iterations, seed, run_dir, overrides=None):
     return path
 
 
-def sample_variant(path, variant, num, seed):
-    """uint8 samples (num, H, W, C) of a package checkpoint drawn as ``variant`` says."""
+def sample_variant(path, variant, num, seed, standing_batches=STANDING_BATCHES):
+    """uint8 samples (num, H, W, C) of a package checkpoint drawn as ``variant`` says
+    (standing statistics over ``standing_batches`` batches of 64)."""
     use_ema, statistics = VARIANTS[variant]
     loaded = LoadedGenerator(path, use_ema=use_ema)
     if use_ema and not loaded.ema:
         return None  # a run without an EMA generator
     G, z_dim = loaded.net, loaded.z_dim
     if statistics == "standing":
-        standing_statistics(G, z_dim, batches=STANDING_BATCHES, batch_size=BATCH,
+        standing_statistics(G, z_dim, batches=standing_batches, batch_size=BATCH,
                             seed=seed + 1000, num_classes=loaded.num_classes)
     if statistics == "batch":
         with autograd.train_mode():  # outside record: the running statistics stay as they are
@@ -182,7 +183,7 @@ def run_one(impl, seed, args, train):
                              os.path.join(args.out_dir, "package" + suffix, "run-seed%d" % seed),
                              _pairs(args.overrides))
         for variant in missing:
-            samples = sample_variant(path, variant, args.num, seed)
+            samples = sample_variant(path, variant, args.num, seed, args.standing_batches)
             if samples is not None:
                 _save(os.path.join(args.out_dir, variant + suffix), seed, samples)
     else:
@@ -279,6 +280,9 @@ def build_parser():
     parser.add_argument("--table-only", action="store_true", help="judge, do not train")
     parser.add_argument("--merge", action="append", default=[], metavar="REPORT",
                         help="a parity.json judged by the same judges: its rows join the table")
+    parser.add_argument("--standing-batches", type=int, default=STANDING_BATCHES,
+                        help="batches of 64 noise vectors that standing statistics average "
+                             "(fewer only for smoke tests)")
     parser.add_argument("--judge-epochs", type=int, default=15,
                         help="training epochs of judge 1 (fewer only for smoke tests)")
     parser.add_argument("--judge-mlp-iterations", type=int, default=200,

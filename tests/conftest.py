@@ -26,6 +26,27 @@ from benchmark_scripts import import_benchmark  # noqa: E402
 from tiny_runs import train_tiny_run  # noqa: E402
 
 
+# The session fixtures below that a worker of pytest-xdist makes once for all the
+# modules that ask for them; every other module is a group of its own.
+SHARED_FIXTURES = ("tiny_runs", "digits")
+
+
+def pytest_collection_modifyitems(items):
+    """Group the tests for ``--dist loadgroup`` (setup.cfg): a module runs in one worker, so
+    its module fixtures are made once, and modules that share a session fixture of
+    ``SHARED_FIXTURES`` (or one built on it) run in the same worker."""
+    groups = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        shared = [name for name in SHARED_FIXTURES
+                  if name in getattr(item, "fixturenames", ())]
+        if shared and module not in groups:
+            groups[module] = shared[0]
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(groups.get(module, module)))
+
+
 @pytest.fixture(scope="module")
 def dataset():
     """The synthetic 32x32 dataset the training tests run on (read only)."""

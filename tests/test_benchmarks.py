@@ -32,7 +32,7 @@ def test_quality_digits_trains_judges_and_writes_its_figures(tmp_path):
     out, stdout, figures = run_quality_digits(
         tmp_path, "--iterations", "3", "--batch-size", "8", "--num", "60", "--judge-every", "50",
         "--diffaugment", "translation", "--lecam", "0.3", "--beta1", "0", "--conditional",
-        "--loss", "bce", "--mode-seeking", "1")
+        "--loss", "bce", "--mode-seeking", "1", "--judge-epochs", "5")
     assert figures["classifier_accuracy"] > 0.9  # the judge recognises held-out digits
     assert 9.0 < figures["score_real_heldout"] <= 10.0
     assert figures["fid_floor_real_vs_real"] > 0
@@ -234,7 +234,8 @@ def test_quality_parity_trains_and_judges_every_implementation_under_both_judges
     out = str(tmp_path / "parity")
     command = [sys.executable, os.path.join(ROOT, "benchmarks", "quality_parity.py"),
                "--out-dir", out, "--iterations", "2", "--seeds", "0", "--num", "60",
-               "--judge-epochs", "2", "--judge-mlp-iterations", "3", "--set", "batch_size=8",
+               "--judge-epochs", "2", "--judge-mlp-iterations", "3", "--standing-batches", "2",
+               "--set", "batch_size=8",
                "--torch", "batch_size=8"]
     result = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=600)

@@ -1,5 +1,6 @@
 """The train.py command line: flags, settings, resume rules and user errors."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -31,8 +32,21 @@ SMALL = ["--dataset", "synthetic", "--batch-size", "8", "--iterations", "4", "--
 
 
 def _run(args, cwd=ROOT):
+    """``python train.py ARGS`` in a process of its own: what a user's shell sees."""
     return subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + args, cwd=cwd,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+def _main(args, capsys):
+    """(exit code, stderr) of ``cli.main(ARGS)`` in this process; ``train.py`` passes the
+    code to ``sys.exit`` (its own process is tested by ``_run``). argparse's refusals
+    leave through ``SystemExit``; any other exception fails the test, as a traceback would."""
+    capsys.readouterr()
+    try:
+        code = cli.main(args)
+    except SystemExit as exit:
+        code = exit.code
+    return code, capsys.readouterr().err
 
 
 def test_help_lists_every_flag_with_its_meaning():
@@ -66,18 +80,29 @@ def test_setting_applies_and_explicit_flags_override():
     assert config.mode_seeking == 1 and cli.make_config([])[0].mode_seeking == 0
 
 
-def test_train_then_resume_through_the_cli(tmp_path):
-    out = str(tmp_path / "run")
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished ``train.py SMALL`` run (4 iterations, checkpoints at 2 and 4); read only."""
+    out = str(tmp_path_factory.mktemp("cli") / "run")
     assert cli.main(SMALL + ["--out-dir", out]) == 0
+    return out
+
+
+def _copy(run, tmp_path):
+    """A copy of the run folder ``run`` in ``tmp_path``, for a test to resume or damage."""
+    return shutil.copytree(run, str(tmp_path / "run"))
+
+
+def test_train_then_resume_through_the_cli(small_run, tmp_path):
+    out = _copy(small_run, tmp_path)
     assert cli.main(["--resume", out, "--iterations", "6", "--quiet"]) == 0
     rows = open(os.path.join(out, "log.csv")).read().split()
     assert rows[-1].startswith("6,")
     assert sorted(os.listdir(os.path.join(out, "samples")))[-1] == "iter_0000006.png"
 
 
-def test_resume_refuses_changed_settings(tmp_path, capsys):
-    out = str(tmp_path / "run")
-    assert cli.main(SMALL + ["--out-dir", out]) == 0
+def test_resume_refuses_changed_settings(small_run, tmp_path, capsys):
+    out = _copy(small_run, tmp_path)
     assert cli.main(["--resume", out, "--lr", "0.5"]) == cli.EXIT_USER_ERROR
     assert "--lr 0.5 differs from the run being resumed" in capsys.readouterr().err
 
@@ -98,12 +123,12 @@ def test_resume_refuses_changed_settings(tmp_path, capsys):
     (["--gpus", "0,1"], "install a CUDA build"),
     (["--resume", "/nonexistent/run"], "does not exist"),
 ])
-def test_user_errors_end_in_one_line_and_nonzero_exit(args, message, tmp_path):
-    result = _run(SMALL + ["--out-dir", str(tmp_path / "r")] + args)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert message in result.stderr
-    assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2
+def test_user_errors_end_in_one_line_and_nonzero_exit(args, message, tmp_path, capsys):
+    code, err = _main(SMALL + ["--out-dir", str(tmp_path / "r")] + args, capsys)
+    assert code not in (0, None)
+    assert "Traceback" not in err
+    assert message in err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2
 
 
 def test_unwritable_out_dir(tmp_path):
@@ -123,9 +148,8 @@ def test_empty_image_folder(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate_params", "garbage_state", "missing_file"])
-def test_corrupt_checkpoint_on_resume(tmp_path, damage):
-    out = str(tmp_path / "run")
-    assert cli.main(SMALL + ["--out-dir", out]) == 0
+def test_corrupt_checkpoint_on_resume(small_run, tmp_path, damage, capsys):
+    out = _copy(small_run, tmp_path)
     target = os.path.join(out, "checkpoints", "iter_0000004")
     if damage == "truncate_params":
         path = os.path.join(target, "discriminator.params")
@@ -135,11 +159,11 @@ def test_corrupt_checkpoint_on_resume(tmp_path, damage):
         open(os.path.join(target, "state.json"), "w").write("{not json")
     else:
         os.remove(os.path.join(target, "g_trainer.states"))
-    result = _run(["--resume", target, "--quiet"])
-    assert result.returncode == cli.EXIT_USER_ERROR
-    assert "Traceback" not in result.stderr
-    assert "corrupt" in result.stderr or "missing" in result.stderr
-    assert target in result.stderr
+    code, err = _main(["--resume", target, "--quiet"], capsys)
+    assert code == cli.EXIT_USER_ERROR
+    assert "Traceback" not in err
+    assert "corrupt" in err or "missing" in err
+    assert target in err
 
 
 def test_config_round_trips_through_json(tmp_path):
