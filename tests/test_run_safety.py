@@ -21,6 +21,7 @@ import sngan_gluon  # noqa: F401
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.checkpoint_search import resolve_checkpoint
+from sngan_gluon.cli import train as train_cli
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.run_folder import MARKER_FILE, RunFolder, RunFolderError, RunFolderWriteError
 from sngan_gluon.signals import Interrupted
@@ -342,12 +343,12 @@ def _wait_for(path, process, timeout=120):
         time.sleep(0.1)
 
 
-def test_sigterm_saves_and_the_run_goes_on_from_its_moved_folder(tmp_path):
+def test_sigterm_saves_and_the_run_goes_on_from_its_moved_folder(tmp_path, capsys):
     """SIGTERM to train.py: a checkpoint of a whole iteration, a message, exit 130.
 
-    While it runs, a second train.py in its folder is refused; after it, a new
-    run there is refused (it holds checkpoints), and the run, moved to another
-    folder, resumes there and writes nothing to the old path.
+    While it runs, a second run in its folder (started here, in the test's process) is
+    refused; after it, a new run there is refused (it holds checkpoints), and the run,
+    moved to another folder, resumes there and writes nothing to the old path.
     """
     out = str(tmp_path / "a")
     args = ["--dataset", "synthetic", "--batch-size", "8", "--iterations", "100000",
@@ -355,12 +356,9 @@ def test_sigterm_saves_and_the_run_goes_on_from_its_moved_folder(tmp_path):
             "--quiet", "--seed", "2"]
     first = _start(args + ["--out-dir", out])
     _wait_for(os.path.join(out, "log.csv"), first)  # an iteration is done
-    second = subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + args +
-                            ["--out-dir", out], env=dict(os.environ, PYTHONPATH=ROOT,
-                                                         OMP_NUM_THREADS="1"),
-                            capture_output=True, text=True, timeout=120)
-    assert second.returncode == 2
-    assert second.stderr.strip().splitlines() == [
+    capsys.readouterr()
+    assert train_cli.main(args + ["--out-dir", out]) == 2  # here, beside the running one
+    assert capsys.readouterr().err.strip().splitlines() == [
         "error: %s is in use by another training run (pid %d); wait for it to end or train "
         "into another --out-dir" % (out, first.pid)]
     time.sleep(1.0)
@@ -374,21 +372,15 @@ def test_sigterm_saves_and_the_run_goes_on_from_its_moved_folder(tmp_path):
     assert "SIGTERM" in err and "checkpoint written to %s" % saved[0][1] in err
     assert "Traceback" not in err
 
-    again = subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + args +
-                           ["--out-dir", out], env=dict(os.environ, PYTHONPATH=ROOT,
-                                                        OMP_NUM_THREADS="1"),
-                           capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "--resume" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
+    assert train_cli.main(args + ["--out-dir", out]) == 2
+    again = capsys.readouterr().err
+    assert "--resume" in again and len(again.strip().splitlines()) == 1
 
     moved = str(tmp_path / "b")
     shutil.move(out, moved)
     stop = saved[0][0] + 2
-    resumed = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--resume", moved,
-                              "--iterations", str(stop), "--quiet"],
-                             env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"),
-                             capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
+    assert train_cli.main(["--resume", moved, "--iterations", str(stop), "--quiet"]) == 0, \
+        capsys.readouterr().err
     assert not os.path.exists(out)
     assert ckpt.list_checkpoints(os.path.join(moved, "checkpoints"))[-1][0] == stop
 
@@ -437,7 +429,6 @@ def test_a_folder_of_the_users_files_is_refused_and_left_as_it_was(dataset, tmp_
 
 
 def test_out_dir_root_and_foreign_folders_are_refused_in_one_line(tmp_path, capsys):
-    from sngan_gluon.cli import train as train_cli
     from sngan_gluon.run_folder import folder_problem
     assert "no sngan_gluon run wrote" in folder_problem("/")
     assert folder_problem(str(tmp_path / "new")) is None
@@ -546,7 +537,6 @@ def test_an_explicit_damaged_checkpoint_is_refused_not_replaced(finished_run):
 # ------------------------------------------------------------------ one line, not a traceback
 
 def test_a_negative_seed_is_one_line(capsys):
-    from sngan_gluon.cli import train as train_cli
     assert train_cli.main(["--dataset", "synthetic", "--seed", "-1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --seed must be an integer in 0..4294966, got -1"]
@@ -556,7 +546,6 @@ def test_a_negative_seed_is_one_line(capsys):
 def test_memory_running_out_at_a_step_is_one_line_and_keeps_checkpoints(
         dataset, tmp_path, monkeypatch, capsys, error):
     import mxnet as mx
-    from sngan_gluon.cli import train as train_cli
     from sngan_gluon.updater import Updater
     if error == "mxnet":  # what oneDNN says under ulimit -v
         error = mx.base.MXNetError("Traceback (most recent call last):\n  File \"x\"\n"
