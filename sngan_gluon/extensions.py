@@ -39,6 +39,7 @@ import os
 from . import checkpoint as ckpt
 from .pictures import write_progress_gif
 from .run_folder import writing
+from .visualize import Redraw
 
 
 class TrainingError(RuntimeError):
@@ -75,7 +76,8 @@ def check_finite(trainer):
 
 
 class LogReport(Extension):
-    """Read the losses, stop on NaN/Inf, and append a row to log.csv (rank 0).
+    """Read the losses, stop on NaN/Inf, append a row to log.csv and keep loss.png
+    current (rank 0; redrawn as :class:`~sngan_gluon.visualize.Redraw` says).
 
     ``images_per_s`` counts the real images the iterations since the last row
     consumed per second of training (the loop's ``train_seconds``: the
@@ -87,6 +89,7 @@ class LogReport(Extension):
 
     def initialize(self, trainer):
         self._last = (trainer.iteration, trainer.train_seconds)
+        self._plot = Redraw(trainer.run.plot_losses) if trainer.run is not None else None
 
     def __call__(self, trainer):
         row = dict(check_finite(trainer))
@@ -98,10 +101,15 @@ class LogReport(Extension):
         self._last = (it, seconds)
         if trainer.run is not None:
             trainer.run.log(row)
+            self._plot()
         if trainer.progress_bar is not None:
             trainer.progress_bar.set_postfix(d_loss="%.3f" % row["d_loss"],
                                              g_loss="%.3f" % row["g_loss"],
                                              img_s="%.0f" % row["images_per_s"])
+
+    def finalize(self, trainer):
+        if self._plot is not None:
+            self._plot.flush()
 
 
 class Evaluate(Extension):

@@ -256,7 +256,7 @@ class RunFolder:
         np.savez(path, z=self.fixed_z, y=self.fixed_y)
 
     def log(self, row):
-        """Append ``row`` to log.csv and redraw loss.png."""
+        """Append ``row`` to log.csv and to ``history`` (:meth:`plot_losses` draws it)."""
         path = os.path.join(self.path, "log.csv")
         with writing(self.path, "log.csv"):
             new = not os.path.exists(path)
@@ -266,6 +266,9 @@ class RunFolder:
                     writer.writeheader()
                 writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
         self.history.append(row)
+
+    def plot_losses(self):
+        """Draw loss.png from every row logged (this run's and, resumed, the earlier ones)."""
         with writing(self.path, "loss.png"):
             plot_curves(self.history, os.path.join(self.path, "loss.png"))
 

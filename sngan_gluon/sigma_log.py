@@ -2,8 +2,9 @@
 
 Every ``--log-every`` iterations :class:`SigmaLog` appends a row to
 ``<run>/sigmas.csv`` (``iteration``, then one column per weight layer of D,
-named by its path in the network: ``features.0``, ``head.linear``) and redraws
-``<run>/sigma.png``, one line per layer on a log scale. The figures come from
+named by its path in the network: ``features.0``, ``head.linear``) and keeps
+``<run>/sigma.png`` current (one line per layer on a log scale; redrawn as
+:class:`~sngan_gluon.visualize.Redraw` says). The figures come from
 :class:`~sngan_gluon.spectra.SigmaMonitor`:
 
 * an SN layer: the sigma of its raw weight that its next forward divides by
@@ -25,7 +26,7 @@ from .extensions import Extension
 from .fileio import atomic_path
 from .run_folder import writing
 from .spectra import SigmaMonitor
-from .visualize import new_figure
+from .visualize import Redraw, new_figure
 
 __all__ = ["SigmaLog", "read_sigmas", "plot_sigmas", "SIGMAS_FILE", "SIGMA_PLOT"]
 
@@ -93,7 +94,7 @@ class SigmaLog(Extension):
 
     def __init__(self):
         self.latest = None
-        self.monitor = self.layers = self.rows = None
+        self.monitor = self.layers = self.rows = self._plot = None
 
     def initialize(self, trainer):
         self.monitor = SigmaMonitor(trainer.D)
@@ -109,6 +110,7 @@ class SigmaLog(Extension):
                 writer.writerows(self._cells(row) for row in kept)
         self._title = ("D's layer sigmas that spectral normalization divides by"
                        if trainer.config.sn else "D's largest singular values (no SN)")
+        self._plot = Redraw(lambda: self._draw(folder))
 
     def __call__(self, trainer):
         sigmas = self.monitor()
@@ -119,9 +121,15 @@ class SigmaLog(Extension):
                 open(os.path.join(folder, SIGMAS_FILE), "a", newline="") as f:
             csv.writer(f).writerow(self._cells(row))
         self.rows.append(row)
+        self._plot()
+        return sigmas
+
+    def finalize(self, trainer):
+        self._plot.flush()
+
+    def _draw(self, folder):
         with writing(folder, SIGMA_PLOT):
             plot_sigmas(self.layers, self.rows, os.path.join(folder, SIGMA_PLOT), self._title)
-        return sigmas
 
     def _cells(self, row):
         return [row["iteration"]] + ["" if row.get(name) is None else "%.7g" % row[name]

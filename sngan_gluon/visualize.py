@@ -4,10 +4,15 @@ Each file is written whole or not at all (:func:`sngan_gluon.fileio.atomic_path`
 so a reader never sees half a picture.
 """
 import textwrap
+import time
 
 import numpy as np
 
 from .fileio import atomic_path
+
+#: While training, loss.png and sigma.png are redrawn at most once in this many seconds
+#: (and once more at the end): a drawing takes a quarter of a second on a CPU core.
+REDRAW_SECONDS = 30.0
 
 
 def new_figure(**kwargs):
@@ -16,6 +21,32 @@ def new_figure(**kwargs):
     notebook keeps its inline plots); ``savefig`` draws it with Agg."""
     from matplotlib.figure import Figure
     return Figure(**kwargs)
+
+
+class Redraw:
+    """A picture kept current without drawing it at every change.
+
+    Each call says the picture's data changed: ``draw()`` runs at once when it is the
+    first call or ``seconds`` have passed since the last drawing, and is otherwise left
+    for later. :meth:`flush` draws what was left (at the end of training, however it ends).
+    """
+
+    def __init__(self, draw, seconds=REDRAW_SECONDS, clock=time.monotonic):
+        self.draw, self.seconds, self.clock = draw, seconds, clock
+        self.last, self.pending = None, False
+
+    def __call__(self):
+        if self.last is not None and self.clock() - self.last < self.seconds:
+            self.pending = True
+            return
+        self.draw()
+        self.last, self.pending = self.clock(), False
+
+    def flush(self):
+        """Draw now if a change since the last drawing was left for later."""
+        if self.pending:
+            self.draw()
+            self.last, self.pending = self.clock(), False
 
 
 def image_grid(images, nrow=None, padding=2, pad_value=255):

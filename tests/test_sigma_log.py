@@ -107,3 +107,30 @@ def test_read_sigmas_skips_a_line_cut_short_and_keeps_rows_up_to_an_iteration(tm
     assert layers == ["a", "b"]
     assert rows == [dict(iteration=2, a=1.5, b=2.5), dict(iteration=4, a=1.25, b=None)]
     assert read_sigmas(str(tmp_path / "missing.csv")) == ([], [])
+
+
+@pytest.mark.parametrize("stop_at", [None, 3])
+def test_loss_and_sigma_plots_are_drawn_first_then_at_the_end_with_every_row(
+        dataset, tmp_path, monkeypatch, stop_at):
+    """Within REDRAW_SECONDS of the first drawing, a run logging every iteration draws each
+    plot twice: at its first row and, however the run ends, with all its rows."""
+    from sngan_gluon import run_folder, sigma_log
+    drawn = {"loss": [], "sigma": []}
+    monkeypatch.setattr(run_folder, "plot_curves", lambda rows, path: drawn["loss"].append(
+        [r["iteration"] for r in rows]))
+    monkeypatch.setattr(sigma_log, "plot_sigmas", lambda layers, rows, path, title: drawn[
+        "sigma"].append([r["iteration"] for r in rows]))
+    trainer = GANTrainer(_config(iterations=5, log_every=1), dataset=dataset)
+
+    def fail(tr):
+        if tr.iteration == stop_at:
+            raise RuntimeError("stopped")
+    trainer.extend(fail, every=1)
+    if stop_at is None:
+        trainer.train(str(tmp_path / "run"))
+    else:
+        with pytest.raises(RuntimeError, match="stopped"):
+            trainer.train(str(tmp_path / "run"))
+    last = stop_at or 5
+    for name in ("loss", "sigma"):
+        assert drawn[name] == [[1], list(range(1, last + 1))], name

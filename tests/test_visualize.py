@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import sngan_gluon  # noqa: F401
-from sngan_gluon.visualize import image_grid, plot_curves, save_image_grid
+from sngan_gluon.visualize import Redraw, image_grid, plot_curves, save_image_grid
 
 
 def test_image_grid_places_each_image_in_its_cell():
@@ -18,6 +18,23 @@ def test_image_grid_places_each_image_in_its_cell():
         assert (cell == i * 20).all()
     assert (grid[0] == 255).all()  # padding row
     assert (grid[6:10, 13:18] == 255).all()  # the empty sixth cell
+
+
+def test_redraw_draws_at_once_then_at_most_once_per_interval_and_flushes_what_it_left():
+    now, drawn = [0.0], []
+    redraw = Redraw(lambda: drawn.append(now[0]), seconds=30, clock=lambda: now[0])
+    redraw.flush()
+    assert drawn == []  # nothing changed yet: nothing to draw
+    for t in (0, 10, 29.5, 30, 31, 75):
+        now[0] = t
+        redraw()
+    assert drawn == [0, 30, 75]
+    redraw.flush()
+    assert drawn == [0, 30, 75]  # the last change was drawn
+    now[0] = 80
+    redraw()
+    redraw.flush()
+    assert drawn == [0, 30, 75, 80]
 
 
 def test_image_grid_rejects_bad_shapes():
