@@ -23,6 +23,7 @@ from .image_files import ImageFiles
 from .metrics import (FID_PROTOCOLS, REFERENCE_SEED, FeatureStats, fid_from_stats,
                       inception_score_of_logits, kernel_inception_distance,
                       precision_recall_density_coverage)
+from .onnx_export import OnnxGenerator
 from .sampling import LoadedGenerator, generate_batches
 
 __all__ = ["EvaluationError", "extract_features", "quantized_rgb_batches", "dataset_batches",
@@ -221,7 +222,6 @@ def training_evaluator(config, extractor=None, protocol="paper", feature_net=Non
 def _generated_source(checkpoint, images, num, seed, ema, ctx, batch_size, generator=None):
     """(uint8 batches, count, description dict, the generator or None) of the scored images."""
     if generator is not None:  # an exported generator: the same draws as its checkpoint's
-        from .onnx_export import OnnxGenerator
         gen = OnnxGenerator(generator)
         return gen.rgb_batches(num, seed=seed, batch_size=batch_size), num, {
             "generator": generator, "iteration": gen.iteration, "ema": gen.ema}, gen
