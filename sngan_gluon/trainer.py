@@ -21,6 +21,7 @@ rank 0 writes anything. Everything a run writes goes to one folder
 """
 import os
 import random
+import sys
 import time
 
 import numpy as np
@@ -306,13 +307,23 @@ class GANTrainer:
                            % self.last_checkpoint if self.last_checkpoint
                            else "no checkpoint was written"))
             finally:
-                for entry in self._initialized:
-                    getattr(entry.extension, "finalize", lambda trainer: None)(self)
+                self._finalize(sys.exc_info()[1])
                 if self.progress_bar is not None:
                     self.progress_bar.close()
                 if self.run is not None:
                     self.run.close()
         return self.run.history if self.run is not None else []
+
+    def _finalize(self, failure):
+        """Run every started extension's ``finalize``. While ``failure`` (the exception
+        that ends training, or None) propagates, a finalizer's own error does not replace
+        it: the user is told what stopped the run."""
+        for entry in self._initialized:
+            try:
+                getattr(entry.extension, "finalize", lambda trainer: None)(self)
+            except Exception:
+                if failure is None:
+                    raise
 
     def _make_bar(self, progress):
         if not progress or not self.is_chief:

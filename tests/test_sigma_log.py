@@ -134,3 +134,31 @@ def test_loss_and_sigma_plots_are_drawn_first_then_at_the_end_with_every_row(
     last = stop_at or 5
     for name in ("loss", "sigma"):
         assert drawn[name] == [[1], list(range(1, last + 1))], name
+
+
+def test_a_plot_that_cannot_be_drawn_at_the_end_does_not_hide_what_stopped_the_run(
+        dataset, tmp_path, monkeypatch):
+    """The second drawing of loss.png (the one at the end) fails: after an error, the error
+    is what train() raises; after a run that went well, the failed drawing is."""
+    from sngan_gluon import run_folder
+    calls = []
+
+    def plot(rows, path):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+    monkeypatch.setattr(run_folder, "plot_curves", plot)
+
+    def fail(tr):
+        if tr.iteration == 3:
+            raise RuntimeError("what stopped the run")
+    trainer = GANTrainer(_config(iterations=5, log_every=1), dataset=dataset)
+    trainer.extend(fail, every=1)
+    with pytest.raises(RuntimeError, match="what stopped the run"):
+        trainer.train(str(tmp_path / "run"))
+    assert calls == [1, 3]  # the drawing at the end was tried, and failed
+    calls.clear()
+    with pytest.raises(run_folder.RunFolderWriteError, match="No space left"):
+        GANTrainer(_config(iterations=3, log_every=1), dataset=dataset).train(
+            str(tmp_path / "run2"))
+    assert calls == [1, 3]
