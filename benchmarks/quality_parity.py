@@ -39,8 +39,9 @@ folder holds (several processes can train into one folder at once).
 ``--merge REPORT`` adds the rows of a ``parity.json`` written elsewhere (another
 machine, another day) to the table, on one condition: its judges must be this
 process's judges to the last digit of their accuracy and floor (both judges are
-seeded; judge 1 repeats bit for bit on the same ``OMP_NUM_THREADS``). So the
-fifteen runs can be trained in parts and judged as one table;
+seeded; judge 1 repeats bit for bit on the same ``OMP_NUM_THREADS`` and the same
+CPU, not across CPUs: a report judged on another machine's CPU is refused). So the
+fifteen runs can be trained in parts and judged as one table on one machine;
 ``benchmarks/results/parity.json`` holds the runs judged so far (one thread):
 
     OMP_NUM_THREADS=1 python benchmarks/quality_parity.py --seeds 2 3 4 \
