@@ -15,8 +15,8 @@ samples (the same noise for every variant) of
   EMA like every other parameter;
 * ``package-ema-standing``: the EMA weights with standing statistics,
 
-and judges them under both judges (``quality_digits.py``'s CNN,
-``judge_mlp.py``'s MLP): FID against the held-out digits, FID / floor and the
+and judges them under both stored judges (``stored_judges.py``: ``quality_digits.py``'s
+CNN, ``judge_mlp.py``'s MLP): FID against the held-out digits, FID / floor and the
 classes holding >= 5% of the samples.
 
     python benchmarks/bn_variants.py runs/parity/package/run-seed0 --all-checkpoints
@@ -27,11 +27,11 @@ import os
 
 import numpy as np
 
-from quality_parity import VARIANTS, build_judges, sample_variant
+from quality_parity import VARIANTS, sample_variant
+from stored_judges import JUDGES, digits_splits, load_judges
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.checkpoint_search import resolve_checkpoint
-from sngan_gluon.data import get_dataset
 
 
 def checkpoints_of(paths, every):
@@ -52,14 +52,13 @@ def main(argv=None):
                         help="every checkpoint of each run folder, not only the newest")
     parser.add_argument("--num", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the samples")
-    parser.add_argument("--judge-epochs", type=int, default=15)
+    parser.add_argument("--judges", default=JUDGES, help="the folder of the stored judges")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    train = get_dataset("digits", image_size=32, channels=3, train=True)
-    test = get_dataset("digits", image_size=32, channels=3, train=False)
-    judges, about = build_judges(train, test, args.judge_epochs)
-    for name, (text, accuracy, floor) in about.items():
-        print("%s: %s, held-out accuracy %.3f, floor %.2f" % (name, text, accuracy, floor))
+    judges, about = load_judges(args.judges, *digits_splits())
+    for name, info in about.items():
+        print("%s: %s, held-out accuracy %.3f, floor %.2f" % (
+            name, info["about"], info["accuracy"], info["floor"]))
     print("| checkpoint | variant | FID judge 1 (CNN) | / floor | FID judge 2 (MLP) | / floor "
           "| classes >= 5% (1, 2) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -72,14 +71,13 @@ def main(argv=None):
             figures = {name: judge(samples) for name, judge in judges.items()}
             rows.append({"checkpoint": path, "variant": variant, "figures": figures})
             print("| %s | %s | %.2f | %.2f | %.2f | %.2f | %d, %d |" % (
-                path, variant, figures["cnn"]["fid"], figures["cnn"]["fid"] / about["cnn"][2],
-                figures["mlp"]["fid"], figures["mlp"]["fid"] / about["mlp"][2],
+                path, variant, figures["cnn"]["fid"], figures["cnn"]["fid"] / about["cnn"]["floor"],
+                figures["mlp"]["fid"], figures["mlp"]["fid"] / about["mlp"]["floor"],
                 figures["cnn"]["classes_with_5pct"], figures["mlp"]["classes_with_5pct"]),
                 flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"judges": {k: {"about": v[0], "accuracy": v[1], "floor": v[2]}
-                                  for k, v in about.items()}, "rows": rows}, f, indent=1,
+            json.dump({"judges": about, "rows": rows}, f, indent=1,
                       default=lambda x: np.asarray(x).tolist())
 
 

@@ -17,7 +17,8 @@ Like the CNN it is trained on the digits training split only, is deterministic
 (fixed ``random_state``), and measures 2,000 samples against the 360 held-out
 digits: FID, the FID of the real training digits against them (the floor),
 an Inception-style score and the classes holding at least 5% of the samples.
-It trains in seconds, so it is retrained wherever it is used.
+It trains in seconds. ``quality_parity.py`` judges with a stored copy of its
+weights (``stored_judges.py``), so every machine judges with the same network.
 
     python benchmarks/judge_mlp.py          # accuracy, floor, and its strictness on altered digits
 """
@@ -56,10 +57,10 @@ def train_mlp(train, seed=0, max_iter=200):
     return net
 
 
-def mlp_features(net, x):
-    """The last hidden layer's activations (N, 64) of pixels ``x`` (N, 1024)."""
+def mlp_features(coefs, intercepts, x):
+    """The activations of the ReLU layers ``coefs`` and ``intercepts`` for input ``x``."""
     h = x
-    for w, b in zip(net.coefs_[:-1], net.intercepts_[:-1]):
+    for w, b in zip(coefs, intercepts):
         h = np.maximum(h @ w + b, 0.0)
     return h
 
@@ -68,9 +69,18 @@ def fid(a, b):
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-class MLPJudge:
-    """The MLP and the held-out statistics every generator is measured against.
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
+
+class MLPJudge:
+    """The MLP's weights and the held-out statistics every generator is measured against.
+
+    ``weights``: the (in, out) matrices and the biases of its three layers, as
+    ``MLPClassifier`` holds them in ``coefs_`` and ``intercepts_``;
+    :meth:`fit` trains them, :meth:`load` reads them from :meth:`save`'s file. The
+    judge computes its layers itself: a loaded judge does not depend on scikit-learn.
     ``self(images)`` takes images as :func:`grey_pixels` does and returns the
     figures ``quality_digits.Judge`` returns (``fid``, ``fid_over_floor``,
     ``score``, ``classes_with_5pct``, ``class_shares``), in this judge's terms.
@@ -78,22 +88,50 @@ class MLPJudge:
 
     name = "MLP on grey pixels"
 
-    def __init__(self, train, test, seed=0, max_iter=200):
-        self.net = train_mlp(train, seed, max_iter)
+    def __init__(self, coefs, intercepts, train, test):
+        self.coefs = [np.asarray(w, np.float64) for w in coefs]
+        self.intercepts = [np.asarray(b, np.float64) for b in intercepts]
         x_test = grey_pixels(test.images)
-        self.accuracy = float((self.net.predict(x_test) == test.labels).mean())
-        self.f_test = mlp_features(self.net, x_test)
-        self.f_train = mlp_features(self.net, grey_pixels(train.images))
+        probs = self.probabilities(x_test)
+        self.accuracy = float((probs.argmax(1) == test.labels).mean())
+        self.f_test = self._features(x_test)
+        self.f_train = self._features(grey_pixels(train.images))
         self.floor = fid(self.f_train, self.f_test)
-        self.real_score = inception_score(self.net.predict_proba(x_test), splits=1)[0]
+        self.real_score = inception_score(probs, splits=1)[0]
+
+    @classmethod
+    def fit(cls, train, test, seed=0, max_iter=200):
+        net = train_mlp(train, seed, max_iter)
+        return cls(net.coefs_, net.intercepts_, train, test)
+
+    @classmethod
+    def load(cls, path, train, test):
+        with np.load(path) as f:
+            layers = len(f.files) // 2
+            return cls([f["w%d" % i] for i in range(layers)],
+                       [f["b%d" % i] for i in range(layers)], train, test)
+
+    def save(self, path):
+        """Write the weights to ``path`` (an ``.npz``) as :meth:`load` reads them."""
+        arrays = {"w%d" % i: w for i, w in enumerate(self.coefs)}
+        arrays.update({"b%d" % i: b for i, b in enumerate(self.intercepts)})
+        np.savez(path, **arrays)
+
+    def _features(self, x):
+        """The last hidden layer's activations (N, 64) of pixels ``x`` (N, 1024)."""
+        return mlp_features(self.coefs[:-1], self.intercepts[:-1], x)
+
+    def probabilities(self, x):
+        """(N, 10) class probabilities of pixels ``x`` (N, 1024), as ``predict_proba``."""
+        return softmax(self._features(x) @ self.coefs[-1] + self.intercepts[-1])
 
     def features(self, images):
-        return mlp_features(self.net, grey_pixels(images))
+        return self._features(grey_pixels(images))
 
     def __call__(self, images):
         x = grey_pixels(images)
-        probs = self.net.predict_proba(x)
-        value = fid(mlp_features(self.net, x), self.f_test)
+        probs = self.probabilities(x)
+        value = fid(self._features(x), self.f_test)
         shares = np.bincount(probs.argmax(1), minlength=10) / float(len(x))
         return {"score": inception_score(probs, splits=10)[0], "fid": value,
                 "fid_over_floor": value / self.floor,
@@ -107,7 +145,7 @@ def main(argv=None):
     train = get_dataset("digits", image_size=32, channels=3, train=True)
     test = get_dataset("digits", image_size=32, channels=3, train=False)
     start = time.time()
-    judge = MLPJudge(train, test)
+    judge = MLPJudge.fit(train, test)
     print("judge 2: %s %s, held-out accuracy %.3f, real-vs-real FID floor %.2f, held-out "
           "score %.2f (%.0f s)" % (judge.name, HIDDEN, judge.accuracy, judge.floor,
                                    judge.real_score, time.time() - start))

@@ -26,9 +26,10 @@ unfinished package run resumes from its newest checkpoint: the command can be
 stopped and started again.
 
 Every ``seed<S>.npz`` under ``--out-dir`` is then judged by two independent
-judges: ``quality_digits.py``'s CNN and ``judge_mlp.py``'s MLP: FID against
-the held-out digits per seed, the median and spread over seeds, FID / the
-real-vs-real floor and the classes holding >= 5% of the samples.
+judges: ``quality_digits.py``'s CNN and ``judge_mlp.py``'s MLP, both stored in
+``benchmarks/results/judges/`` (``stored_judges.py``: the same networks on every
+machine): FID against the held-out digits per seed, the median and spread over
+seeds, FID / the real-vs-real floor and the classes holding >= 5% of the samples.
 
     python benchmarks/quality_parity.py --out-dir runs/parity --seeds 0 1 2 3 4
     python benchmarks/quality_parity.py --out-dir runs/parity --impl torch-nobn0 --seeds 5
@@ -37,15 +38,15 @@ real-vs-real floor and the classes holding >= 5% of the samples.
 ``--impl`` trains some implementations only; ``--table-only`` judges what the
 folder holds (several processes can train into one folder at once).
 ``--merge REPORT`` adds the rows of a ``parity.json`` written elsewhere (another
-machine, another day) to the table, on one condition: its judges must be this
-process's judges to the last digit of their accuracy and floor (both judges are
-seeded; judge 1 repeats bit for bit on the same ``OMP_NUM_THREADS`` and the same
-CPU, not across CPUs: a report judged on another machine's CPU is refused). So the
-fifteen runs can be trained in parts and judged as one table on one machine;
-``benchmarks/results/parity.json`` holds the runs judged so far (one thread):
+machine, another day) to the table, on one condition: it was judged by the same
+stored judges (the SHA-256 of their files) and its floors agree with this
+machine's to 1e-4 (float32 inference differs between CPUs by parts in a million).
+So the fifteen runs are trained in parts and judged as one table;
+``benchmarks/results/parity.json`` holds the runs judged so far:
 
     OMP_NUM_THREADS=1 python benchmarks/quality_parity.py --seeds 2 3 4 \
         --merge benchmarks/results/parity.json
+
 One-factor swaps get a ``--tag``: ``--set KEY=VALUE`` overrides a field of
 the package's ``TrainConfig``, ``--torch KEY=VALUE`` an argument of
 ``reference_torch.train`` (``init=normal``, ``u_warmup=0``, ``bn0=unit``),
@@ -60,16 +61,16 @@ import time
 
 import numpy as np
 
-from judge_mlp import MLPJudge
-from quality_digits import Judge, draw, train_classifier
+from quality_digits import draw
 import reference_torch
+from stored_judges import JUDGES, digits_splits, load_judges
 
 from mxnet import autograd
 
 from sngan_gluon import checkpoint as ckpt
 from sngan_gluon.checkpoint_search import resolve_checkpoint
 from sngan_gluon.config import TrainConfig
-from sngan_gluon.data import get_dataset, to_tensor, to_uint8
+from sngan_gluon.data import to_uint8
 from sngan_gluon.sampling import LoadedGenerator
 from sngan_gluon.standing_stats import standing_statistics
 
@@ -212,26 +213,39 @@ def judge_folder(out_dir, judges):
     return table
 
 
+#: how far a report's floors may lie from this machine's (relative): float32 inference
+FLOOR_TOLERANCE = 1e-4
+
+
+def _same_figures(a, b):
+    """Whether two judges' figures of one sample file agree (to :data:`FLOOR_TOLERANCE`)."""
+    return a.keys() == b.keys() and all(
+        np.isclose(a[j]["fid"], b[j]["fid"], rtol=FLOOR_TOLERANCE, atol=0) for j in a)
+
+
 def merge_report(table, report, about, iterations):
     """Add to ``table`` (:func:`judge_folder`'s) the rows of ``report`` (a ``parity.json``).
 
-    ``about``: :func:`build_judges`' description of this process's judges. A report of
-    other iterations or other judges, or a row judged differently here, is an error."""
+    ``about``: :func:`stored_judges.load_judges`' description of this process's judges.
+    A report of other iterations or other judges (another file, or a floor more than
+    :data:`FLOOR_TOLERANCE` away), or a row judged differently here, is an error."""
     if report.get("iterations") != iterations:
         raise SystemExit("error: the report holds runs of %s iterations, not %d"
                          % (report.get("iterations"), iterations))
-    for name, (_, accuracy, floor) in about.items():
+    for name, mine in about.items():
         theirs = report.get("judges", {}).get(name, {})
-        if (theirs.get("accuracy"), theirs.get("floor")) != (accuracy, floor):
+        if theirs.get("sha256") != mine["sha256"] or not np.isclose(
+                theirs.get("floor", np.nan), mine["floor"], rtol=FLOOR_TOLERANCE, atol=0):
             raise SystemExit(
-                "error: the report's judge %r is not this one (accuracy %s, floor %s there; "
-                "%r, %r here): judge with the same OMP_NUM_THREADS and judge epochs"
-                % (name, theirs.get("accuracy"), theirs.get("floor"), accuracy, floor))
+                "error: the report's judge %r is not this one (sha256 %s, floor %s there; "
+                "%s, %r here): judge with the same stored judges"
+                % (name, theirs.get("sha256"), theirs.get("floor"), mine["sha256"],
+                   mine["floor"]))
     for impl, rows in report.get("runs", {}).items():
         here = dict(table.get(impl, []))
         for seed, figures in rows.items():
             seed = int(seed)
-            if seed in here and here[seed] != figures:
+            if seed in here and not _same_figures(here[seed], figures):
                 raise SystemExit("error: %s seed %d is in the report and here, judged "
                                  "differently: two runs of one seed" % (impl, seed))
             if seed not in here:
@@ -250,19 +264,6 @@ def format_table(table, judge, floor):
             np.median(fids), np.median(fids) / floor, max(fids) - min(fids),
             ", ".join(str(r[judge]["classes_with_5pct"]) for _, r in rows)))
     return "\n".join(lines)
-
-
-def build_judges(train, test, judge_epochs, mlp_iterations=200):
-    """{"cnn": quality_digits' judge, "mlp": judge_mlp's}, each callable on uint8 images,
-    and {name: (description, held-out accuracy, floor)}."""
-    classifier, accuracy = train_classifier(train, test, epochs=judge_epochs)
-    cnn = Judge(classifier, train, test)
-    mlp = MLPJudge(train, test, max_iter=mlp_iterations)
-    judges = {"cnn": lambda images: cnn(to_tensor(images)), "mlp": mlp}
-    about = {"cnn": ("judge 1, quality_digits.py's CNN (128-d features)", accuracy, cnn.floor),
-             "mlp": ("judge 2, judge_mlp.py's " + mlp.name + " (64-d features)", mlp.accuracy,
-                     mlp.floor)}
-    return judges, about
 
 
 def build_parser():
@@ -284,36 +285,30 @@ def build_parser():
     parser.add_argument("--standing-batches", type=int, default=STANDING_BATCHES,
                         help="batches of 64 noise vectors that standing statistics average "
                              "(fewer only for smoke tests)")
-    parser.add_argument("--judge-epochs", type=int, default=15,
-                        help="training epochs of judge 1 (fewer only for smoke tests)")
-    parser.add_argument("--judge-mlp-iterations", type=int, default=200,
-                        help="training epochs at most of judge 2 (fewer only for smoke tests)")
+    parser.add_argument("--judges", default=JUDGES,
+                        help="the folder of the stored judges (default: the project's)")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    train = get_dataset("digits", image_size=32, channels=3, train=True)
-    test = get_dataset("digits", image_size=32, channels=3, train=False)
+    train, test = digits_splits()
+    judges, about = load_judges(args.judges, train, test)  # a missing judge stops it here
     impls = [] if args.table_only else args.impl
     for seed in args.seeds if impls else []:
         for impl in impls:
             run_one(impl, seed, args, train)
-    judges, about = build_judges(train, test, args.judge_epochs,
-                                 args.judge_mlp_iterations)
     table = judge_folder(args.out_dir, judges)
     for path in args.merge:
         with open(path) as f:
             merge_report(table, json.load(f), about, args.iterations)
-    report = {"iterations": args.iterations, "judges": {}, "runs": {}}
     for name in judges:
-        text, accuracy, floor = about[name]
-        print("\n%s: held-out accuracy %.3f; real-vs-real FID floor %.2f" % (text, accuracy,
-                                                                            floor))
-        print(format_table(table, name, floor))
-        report["judges"][name] = {"about": text, "accuracy": accuracy, "floor": floor}
-    report["runs"] = {impl: {str(seed): figures for seed, figures in rows}
-                      for impl, rows in table.items()}
+        print("\n%(about)s: held-out accuracy %(accuracy).3f; real-vs-real FID floor "
+              "%(floor).2f" % about[name])
+        print(format_table(table, name, about[name]["floor"]))
+    report = {"iterations": args.iterations, "judges": about,
+              "runs": {impl: {str(seed): figures for seed, figures in rows}
+                       for impl, rows in table.items()}}
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "parity.json"), "w") as f:
         json.dump(report, f, indent=1)

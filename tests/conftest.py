@@ -96,6 +96,6 @@ def cnn_judge_net(digits):
 
 @pytest.fixture(scope="session")
 def mlp_judge(digits):
-    """The second judge (``judge_mlp.MLPJudge``) on :func:`digits`; read only."""
+    """The second judge (``judge_mlp.MLPJudge``) trained on :func:`digits`; read only."""
     pytest.importorskip("sklearn")
-    return import_benchmark("judge_mlp").MLPJudge(*digits)
+    return import_benchmark("judge_mlp").MLPJudge.fit(*digits)

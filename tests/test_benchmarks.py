@@ -234,7 +234,7 @@ def test_quality_parity_trains_and_judges_every_implementation_under_both_judges
     out = str(tmp_path / "parity")
     command = [sys.executable, os.path.join(ROOT, "benchmarks", "quality_parity.py"),
                "--out-dir", out, "--iterations", "2", "--seeds", "0", "--num", "60",
-               "--judge-epochs", "2", "--judge-mlp-iterations", "3", "--standing-batches", "2",
+               "--standing-batches", "2",
                "--set", "batch_size=8",
                "--torch", "batch_size=8"]
     result = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
@@ -245,7 +245,11 @@ def test_quality_parity_trains_and_judges_every_implementation_under_both_judges
     assert set(figures["runs"]) == {"package", "package-batch", "package-standing",
                                     "package-ema", "package-ema-standing", "torch",
                                     "torch-nobn0"}
+    stored = import_benchmark("stored_judges")
     assert set(figures["judges"]) == {"cnn", "mlp"}
+    for name, judge in figures["judges"].items():  # judged by the project's stored judges
+        assert judge["sha256"] == stored.sha256(os.path.join(stored.JUDGES,
+                                                             stored.FILES[name][0]))
     for runs in figures["runs"].values():
         assert set(runs) == {"0"} and set(runs["0"]) == {"cnn", "mlp"}
         assert runs["0"]["cnn"]["fid"] > 0 and runs["0"]["mlp"]["fid"] > 0
@@ -317,24 +321,31 @@ def test_pytorch_init_draws_as_the_references_default_layers():
 
 def test_quality_parity_merges_a_report_only_when_judged_by_the_same_judges():
     q = import_benchmark("quality_parity")
-    about = {"cnn": ("judge 1", 0.983, 10.05), "mlp": ("judge 2", 0.992, 2.85)}
+    about = {"cnn": {"accuracy": 0.983, "floor": 10.05, "sha256": "c0"},
+             "mlp": {"accuracy": 0.992, "floor": 2.85, "sha256": "e1"}}
     row = {"cnn": {"fid": 40.0, "classes_with_5pct": 10},
            "mlp": {"fid": 12.0, "classes_with_5pct": 10}}
     report = {"iterations": 1500, "runs": {"package": {"1": row}, "torch": {"0": row}},
-              "judges": {"cnn": {"accuracy": 0.983, "floor": 10.05},
-                         "mlp": {"accuracy": 0.992, "floor": 2.85}}}
+              "judges": json.loads(json.dumps(about))}
     table = {"package": [(0, dict(row, cnn={"fid": 50.0, "classes_with_5pct": 9}))]}
     q.merge_report(table, json.loads(json.dumps(report)), about, 1500)
     assert sorted(seed for seed, _ in table["package"]) == [0, 1]
     assert table["torch"] == [(0, row)]
     text = q.format_table(table, "cnn", 10.05)
     assert "| package | 50.00, 40.00 (0, 1) | **45.00** |" in text
-    # merging the same report again changes nothing: its rows are the ones already here
+    # merging the same report again changes nothing: its rows are the ones already here,
+    # and the same samples judged on another CPU may differ by parts in a million
     q.merge_report(table, report, about, 1500)
+    here = {"cnn": {"fid": 40.0 * (1 + 1e-6)}, "mlp": {"fid": 12.0}}
+    jittered = {"torch": [(0, here)]}
+    q.merge_report(jittered, report, about, 1500)
     assert len(table["package"]) == 2 and len(table["torch"]) == 1
-    other = dict(about, cnn=("judge 1", 0.983, 10.0500001))
-    with pytest.raises(SystemExit, match="judge 'cnn' is not this one"):
-        q.merge_report({}, report, other, 1500)
+    assert jittered["torch"] == [(0, here)]  # this machine's figures are kept
+    near = dict(about, cnn=dict(about["cnn"], floor=10.05 * (1 + 1e-6)))
+    q.merge_report({}, report, near, 1500)
+    for judge in (dict(about["cnn"], sha256="c1"), dict(about["cnn"], floor=10.06)):
+        with pytest.raises(SystemExit, match="judge 'cnn' is not this one"):
+            q.merge_report({}, report, dict(about, cnn=judge), 1500)
     with pytest.raises(SystemExit, match="runs of 1500 iterations, not 750"):
         q.merge_report({}, report, about, 750)
     clash = {"package": [(1, dict(row, mlp={"fid": 13.0}))]}

@@ -1,4 +1,8 @@
-"""The second digits judge, reference B, the data path and the EMA shadow of quality_parity."""
+"""The second digits judge, the stored judges, reference B, the data path and the EMA
+shadow of quality_parity."""
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -55,8 +59,26 @@ def test_second_judge_sees_digits_differently_from_the_first(mlp_judge, cnn_judg
 
 
 def test_second_judge_is_deterministic(digits, mlp_judge):
-    again = import_benchmark("judge_mlp").MLPJudge(*digits)
+    again = import_benchmark("judge_mlp").MLPJudge.fit(*digits)
     assert again.floor == mlp_judge.floor
+
+
+def test_second_judge_computes_the_mlps_probabilities_and_survives_a_round_trip(
+        mlp_judge, digits, tmp_path):
+    """Its own layers give scikit-learn's ``predict_proba``; saved and loaded, it
+    judges bit for bit as before."""
+    m = import_benchmark("judge_mlp")
+    train, test = digits
+    net = m.train_mlp(train, max_iter=3)
+    judge = m.MLPJudge(net.coefs_, net.intercepts_, train, test)
+    x = m.grey_pixels(test.images)
+    np.testing.assert_allclose(judge.probabilities(x), net.predict_proba(x), atol=1e-12)
+    assert judge.accuracy == pytest.approx(net.score(x, test.labels))
+    mlp_judge.save(str(tmp_path / "mlp.npz"))
+    loaded = m.MLPJudge.load(str(tmp_path / "mlp.npz"), train, test)
+    assert loaded.floor == mlp_judge.floor and loaded.accuracy == mlp_judge.accuracy
+    samples = train.images[:200]
+    assert loaded(samples) == mlp_judge(samples)
 
 
 # ------------------------------------------------------------------ reference B
@@ -132,3 +154,53 @@ def test_folder_keeps_rgb_channel_order(tmp_path):
         Image.fromarray(image, "RGB").save(str(tmp_path / ("%d.png" % i)))
     loaded = get_dataset("folder", root=str(tmp_path), image_size=32, channels=3)
     np.testing.assert_array_equal(loaded.images, colours)
+
+
+# ------------------------------------------------------------------ the stored judges
+
+def test_the_stored_judges_are_those_that_judged_the_stored_report(digits):
+    """``benchmarks/results/judges`` holds the networks that judged ``parity.json``: the
+    same files, and here the floors and accuracies the report holds."""
+    s = import_benchmark("stored_judges")
+    q = import_benchmark("quality_parity")
+    with open(os.path.join(os.path.dirname(s.JUDGES), "parity.json")) as f:
+        report = json.load(f)
+    _, about = s.load_judges(s.JUDGES, *digits)
+    assert set(about) == set(report["judges"]) == {"cnn", "mlp"}
+    for name, mine in about.items():
+        theirs = report["judges"][name]
+        assert mine["sha256"] == theirs["sha256"]
+        assert mine["floor"] == pytest.approx(theirs["floor"], rel=q.FLOOR_TOLERANCE)
+        assert mine["accuracy"] == theirs["accuracy"] > 0.95
+
+
+def test_judges_trained_and_stored_judge_as_they_did_when_trained(digits, tmp_path):
+    s = import_benchmark("stored_judges")
+    q = import_benchmark("quality_digits")
+    m = import_benchmark("judge_mlp")
+    train, test = digits
+    folder = str(tmp_path / "judges")
+    s.train_judges(folder, train, test, judge_epochs=1, mlp_iterations=3)
+    judges, about = s.load_judges(folder, train, test)
+    net, accuracy = q.train_classifier(train, test, epochs=1)  # seeded: the same network
+    cnn, mlp = q.Judge(net, train, test), m.MLPJudge.fit(train, test, max_iter=3)
+    assert about["cnn"]["floor"] == cnn.floor and about["cnn"]["accuracy"] == accuracy
+    assert about["mlp"]["floor"] == mlp.floor and about["mlp"]["accuracy"] == mlp.accuracy
+    samples = train.images[:300]
+    assert judges["cnn"](samples) == cnn(to_tensor(samples))
+    assert judges["mlp"](samples) == mlp(samples)
+    assert about["cnn"]["sha256"] == s.sha256(os.path.join(folder, "cnn.params"))
+
+
+def test_stored_judges_are_never_written_over_and_a_missing_one_stops_the_benchmark(
+        digits, tmp_path, capsys):
+    s = import_benchmark("stored_judges")
+    folder = tmp_path / "judges"
+    folder.mkdir()
+    (folder / "cnn.params").write_bytes(b"mine")
+    with pytest.raises(SystemExit) as stop:
+        s.main(["--out", str(folder)])
+    assert "exists" in str(stop.value.code)
+    assert (folder / "cnn.params").read_bytes() == b"mine"
+    with pytest.raises(SystemExit, match="no stored judge .*mlp.npz"):
+        s.load_judges(str(folder), *digits)

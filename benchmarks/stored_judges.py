@@ -1,0 +1,103 @@
+"""The parity benchmark's two digits judges, trained once and stored with the project.
+
+Judge 1 (``quality_digits.py``'s CNN) is trained in MXNet from a fixed seed, yet
+its weights differ from one CPU to another: oneDNN picks its kernels by
+instruction set, and they sum floats in different orders. Retrained on a
+second machine with the same seed and one OpenMP thread, it reached held-out
+accuracy 0.981 and floor 10.27 where the first machine's had 0.986 and 10.44,
+and every FID it gave moved with it. Judge 2 (``judge_mlp.py``'s MLP) repeats to
+11 digits across those machines, but rests on scikit-learn's version.
+
+So ``quality_parity.py`` and ``bn_variants.py`` judge with networks stored in
+``benchmarks/results/judges/`` (:data:`JUDGES`): ``cnn.params`` (Gluon
+parameters, 2.2 MB) and ``mlp.npz`` (the MLP's weights, 2.2 MB). Every machine
+then judges with the same two networks. A report names its judges by the SHA-256
+of these files; what is left to vary between machines is float32 inference, a
+few parts in a million of an FID.
+
+    python benchmarks/stored_judges.py --out DIR   # train both judges and store them in DIR
+
+``DIR`` must not exist yet. Train on one OpenMP thread, as the stored ones were.
+"""
+import argparse
+import hashlib
+import os
+import sys
+
+from judge_mlp import MLPJudge
+from quality_digits import DigitsClassifier, Judge, train_classifier
+
+from sngan_gluon.data import get_dataset, to_tensor
+
+#: the judges the parity table is judged by
+JUDGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "judges")
+#: judge -> (file in the judges' folder, description)
+FILES = {"cnn": ("cnn.params", "judge 1, quality_digits.py's CNN (128-d features)"),
+         "mlp": ("mlp.npz", "judge 2, judge_mlp.py's MLP on grey pixels (64-d features)")}
+
+
+def digits_splits():
+    """(train, held-out) digits as the judges see them: 32x32, three channels."""
+    return (get_dataset("digits", image_size=32, channels=3, train=True),
+            get_dataset("digits", image_size=32, channels=3, train=False))
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def train_judges(folder, train, test, judge_epochs=15, mlp_iterations=200):
+    """Train both judges on ``train`` and write them into ``folder``, which this makes."""
+    os.makedirs(folder)
+    classifier, _ = train_classifier(train, test, epochs=judge_epochs)
+    classifier.save_parameters(os.path.join(folder, FILES["cnn"][0]))
+    MLPJudge.fit(train, test, max_iter=mlp_iterations).save(
+        os.path.join(folder, FILES["mlp"][0]))
+
+
+def load_judges(folder, train, test):
+    """The judges stored in ``folder``: ({name: judge}, {name: about}).
+
+    Each judge is a callable on uint8 images (N, H, W, C) returning its figures
+    (``fid``, ``fid_over_floor``, ``classes_with_5pct``, ...); each ``about`` is a
+    dict of ``about`` (description), ``accuracy`` (held-out), ``floor`` (the
+    real-vs-real FID) and ``sha256`` (of its file). A missing file is an error."""
+    paths = {name: os.path.join(folder, file) for name, (file, _) in FILES.items()}
+    for path in paths.values():
+        if not os.path.isfile(path):
+            raise SystemExit("error: no stored judge %s: train the judges with "
+                             "benchmarks/stored_judges.py --out DIR" % path)
+    classifier = DigitsClassifier()
+    classifier.load_parameters(paths["cnn"])
+    classifier.hybridize()
+    cnn = Judge(classifier, train, test)
+    predicted = classifier(to_tensor(test.images)).argmax(axis=1).asnumpy()
+    mlp = MLPJudge.load(paths["mlp"], train, test)
+    judges = {"cnn": lambda images: cnn(to_tensor(images)), "mlp": mlp}
+    accuracy = {"cnn": float((predicted == test.labels).mean()), "mlp": mlp.accuracy}
+    floor = {"cnn": cnn.floor, "mlp": mlp.floor}
+    about = {name: {"about": FILES[name][1], "accuracy": accuracy[name],
+                    "floor": floor[name], "sha256": sha256(paths[name])} for name in FILES}
+    return judges, about
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="a folder to make for the two judges")
+    parser.add_argument("--judge-epochs", type=int, default=15,
+                        help="training epochs of judge 1 (fewer only for smoke tests)")
+    parser.add_argument("--judge-mlp-iterations", type=int, default=200,
+                        help="training epochs at most of judge 2 (fewer only for smoke tests)")
+    args = parser.parse_args(argv)
+    if os.path.exists(args.out):
+        sys.exit("error: %s exists: the judges go into a new folder" % args.out)
+    train, test = digits_splits()
+    train_judges(args.out, train, test, args.judge_epochs, args.judge_mlp_iterations)
+    for name, about in load_judges(args.out, train, test)[1].items():
+        print("%s: %s, held-out accuracy %.4f, floor %.4f, sha256 %s"
+              % (name, about["about"], about["accuracy"], about["floor"], about["sha256"]))
+
+
+if __name__ == "__main__":
+    main()
