@@ -22,8 +22,9 @@ run (``VARIANTS``): ``package-batch`` (batch statistics over batches of 64),
 ``package-standing`` (standing statistics, :mod:`sngan_gluon.standing_stats`),
 ``package-ema`` (the EMA generator with its averaged running statistics) and
 ``package-ema-standing``. A finished run or sample file is skipped, an
-unfinished package run resumes from its newest checkpoint: the command can be
-stopped and started again.
+unfinished run resumes from its newest checkpoint (every 100 iterations; a
+reference's is ``seed<S>.state.pt`` beside its samples, until they are written):
+the command can be stopped and started again.
 
 Every ``seed<S>.npz`` under ``--out-dir`` is then judged by two independent
 judges: ``quality_digits.py``'s CNN and ``judge_mlp.py``'s MLP, both stored in
@@ -83,6 +84,8 @@ VARIANTS = {"package": (False, "running"), "package-batch": (False, "batch"),
             "package-standing": (False, "standing"), "package-ema": (True, "running"),
             "package-ema-standing": (True, "standing")}
 STANDING_BATCHES = 16
+#: iterations between two checkpoints of a run, the package's and the references'
+CHECKPOINT_EVERY = 100
 BATCH = 64  # the training batch: batch statistics are taken over batches of this size
 
 
@@ -108,7 +111,7 @@ def package_config(iterations, seed, overrides=None):
     an EMA shadow is kept unless an override sets ``ema``."""
     config = TrainConfig(dataset="digits", iterations=iterations, seed=seed, quiet=True,
                          log_every=50, sample_every=iterations, ema=SHADOW_EMA,
-                         checkpoint_every=max(iterations // 6, 1), keep_checkpoints=1)
+                         checkpoint_every=CHECKPOINT_EVERY, keep_checkpoints=1)
     for key, value in (overrides or {}).items():
         if not hasattr(config, key):
             raise SystemExit("error: TrainConfig has no field %r" % key)
@@ -156,9 +159,11 @@ def sample_variant(path, variant, num, seed, standing_batches=STANDING_BATCHES):
     return to_uint8(images)
 
 
-def train_torch(train, iterations, seed, num, options=None):
-    """Train a PyTorch reference; uint8 samples (num, H, W, C) of its generator."""
-    G = reference_torch.train(train.images, iterations, seed=seed, **(options or {}))
+def train_torch(train, iterations, seed, num, checkpoint, options=None):
+    """Train (or finish, from ``checkpoint``) a PyTorch reference; uint8 samples
+    (num, H, W, C) of its generator."""
+    G = reference_torch.train(train.images, iterations, seed=seed, checkpoint=checkpoint,
+                              checkpoint_every=CHECKPOINT_EVERY, **(options or {}))
     return reference_torch.sample(G, num, seed=seed + 1)
 
 
@@ -193,7 +198,12 @@ def run_one(impl, seed, args, train):
         if os.path.isfile(os.path.join(folder, "seed%d.npz" % seed)):
             return
         options = dict(IMPLS[impl], **_pairs(args.torch_options))
-        _save(folder, seed, train_torch(train, args.iterations, seed, args.num, options))
+        os.makedirs(folder, exist_ok=True)
+        checkpoint = os.path.join(folder, "seed%d.state.pt" % seed)
+        _save(folder, seed, train_torch(train, args.iterations, seed, args.num, checkpoint,
+                                        options))
+        if os.path.isfile(checkpoint):
+            os.remove(checkpoint)
     print("%s seed %d: %d iterations in %.1f min" % (impl + suffix, seed, args.iterations,
                                                      (time.time() - start) / 60), flush=True)
 

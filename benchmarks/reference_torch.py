@@ -113,15 +113,41 @@ def add_spectral_norm(D, u_warmup=True):
     return D
 
 
-def batches(images, batch_size, seed):
-    """Endless (B, C, H, W) float batches in [-1, 1], without replacement within an epoch."""
-    data = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    rng = np.random.RandomState(seed)
-    per_epoch = len(data) // batch_size
-    while True:
-        order = torch.from_numpy(rng.permutation(len(data)))
-        for b in range(per_epoch):
-            yield data[order[b * batch_size:(b + 1) * batch_size]]
+class Batches:
+    """Endless (B, C, H, W) float batches in [-1, 1], without replacement within an epoch.
+
+    ``state()`` and ``set_state(state)`` carry the stream over a restart: the next
+    batch after ``set_state`` is the one that would have come next."""
+
+    def __init__(self, images, batch_size, seed):
+        self.data = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        self.batch_size, self.rng = batch_size, np.random.RandomState(seed)
+        self.per_epoch = len(self.data) // batch_size
+        self.position = self.per_epoch  # the next call starts an epoch
+        self.epoch_rng = self.order = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.position == self.per_epoch:
+            self.epoch_rng = self.rng.get_state()  # what drew this epoch's order
+            self.order = torch.from_numpy(self.rng.permutation(len(self.data)))
+            self.position = 0
+        b, self.position = self.position, self.position + 1
+        return self.data[self.order[b * self.batch_size:(b + 1) * self.batch_size]]
+
+    def state(self):
+        return {"rng": self.rng.get_state(), "epoch_rng": self.epoch_rng,
+                "position": self.position}
+
+    def set_state(self, state):
+        if state["epoch_rng"] is not None:  # redraw the epoch under way
+            self.rng.set_state(state["epoch_rng"])
+            self.order = torch.from_numpy(self.rng.permutation(len(self.data)))
+            self.epoch_rng = state["epoch_rng"]
+        self.rng.set_state(state["rng"])
+        self.position = state["position"]
 
 
 def set_bn_momentum(net, momentum):
@@ -132,8 +158,12 @@ def set_bn_momentum(net, momentum):
 
 def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(0.5, 0.999),
           n_dis=1, clip=10.0, init="torch", u_warmup=True, bn0="channel", bn_stats="both",
-          bn_momentum=0.1, device="cpu", log_every=100):
+          bn_momentum=0.1, device="cpu", log_every=100, checkpoint=None, checkpoint_every=100):
     """Train G and D on uint8 ``images`` (N, H, W, C); returns the generator (train mode).
+
+    ``checkpoint``: a file that every ``checkpoint_every`` iterations holds all the
+    run's state (networks, optimizers, random streams, iteration); a run started
+    with an existing one goes on from it and ends as the run that was not stopped.
 
     ``bn_stats="g_step"`` leaves G's BatchNorm running statistics alone while G
     draws D's fake batch (MXNet updates them in backward, so the package's G
@@ -152,9 +182,18 @@ def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(
     G, D = G.to(device), D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
-    data = batches(images, batch_size, seed)
+    data = Batches(images, batch_size, seed)
+    parts = {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}
+    done = 0
+    if checkpoint and os.path.isfile(checkpoint):
+        state = torch.load(checkpoint, weights_only=False)
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        torch.set_rng_state(state["torch_rng"])
+        data.set_state(state["data"])
+        done = state["iteration"]
     start = time.time()
-    for it in range(1, iterations + 1):
+    for it in range(done + 1, iterations + 1):
         for _ in range(n_dis):
             real = next(data).to(device)
             if bn_stats == "g_step":
@@ -174,8 +213,14 @@ def train(images, iterations, seed=0, batch_size=64, z_dim=100, lr=1e-4, betas=(
         clip_grad_value_(G.parameters(), clip)
         opt_g.step()
         if log_every and (it % log_every == 0 or it == iterations):
-            print("iteration %d: d_loss %.4f g_loss %.4f (%.2f s/it)"
-                  % (it, loss_d.item(), loss_g.item(), (time.time() - start) / it), flush=True)
+            print("iteration %d: d_loss %.4f g_loss %.4f (%.2f s/it)" % (
+                it, loss_d.item(), loss_g.item(), (time.time() - start) / (it - done)),
+                flush=True)
+        if checkpoint and it % checkpoint_every == 0 and it < iterations:
+            state = {name: part.state_dict() for name, part in parts.items()}
+            state.update(torch_rng=torch.get_rng_state(), data=data.state(), iteration=it)
+            torch.save(state, checkpoint + ".tmp")
+            os.replace(checkpoint + ".tmp", checkpoint)
     return G
 
 

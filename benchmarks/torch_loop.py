@@ -14,7 +14,7 @@ import torch
 from torch.nn.functional import relu
 from torch.nn.utils import clip_grad_value_
 
-from reference_torch import Discriminator, Generator, add_spectral_norm, batches
+from reference_torch import Batches, Discriminator, Generator, add_spectral_norm
 
 #: the parts :meth:`TorchLoop.iteration` reports, in the order they run
 PARTS = ("data", "D step: G forward", "D step: D forward+backward", "D step: clipping",
@@ -39,7 +39,7 @@ class TorchLoop:
         self.D = add_spectral_norm(Discriminator(channels, bottom=bottom))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
-        self.data = batches(images, batch_size, seed)
+        self.data = Batches(images, batch_size, seed)
         self.batch_size, self.z_dim, self.clip = batch_size, z_dim, clip
 
     def iteration(self, tick=None):

@@ -227,6 +227,27 @@ def test_reference_bn_stats_g_step_leaves_running_statistics_to_the_g_step():
     assert (var["g_step"] > var["both"]).all()
 
 
+def test_reference_torch_stopped_and_resumed_ends_as_the_run_that_was_not_stopped(tmp_path):
+    """A checkpoint carries networks, optimizers, noise and the data's epoch order: the
+    resumed run (stopped within an epoch or at its end, 3 batches an epoch) is bit for bit
+    the straight one."""
+    torch = pytest.importorskip("torch")
+    ref = import_benchmark("reference_torch")
+    images = np.random.RandomState(0).randint(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    straight = ref.train(images, 5, batch_size=8, log_every=0).state_dict()
+    for every in (2, 3):
+        path = str(tmp_path / ("state%d.pt" % every))
+        stopped = ref.train(images, every + 1, batch_size=8, log_every=0, checkpoint=path,
+                            checkpoint_every=every).state_dict()  # stopped after a checkpoint
+        assert torch.load(path, weights_only=False)["iteration"] == every
+        assert not all(torch.equal(stopped[name], straight[name]) for name in straight)
+        resumed = ref.train(images, 5, batch_size=8, log_every=0, checkpoint=path,
+                            checkpoint_every=every).state_dict()
+        assert resumed.keys() == straight.keys()
+        for name in straight:
+            assert torch.equal(resumed[name], straight[name]), (every, name)
+
+
 @pytest.mark.slow
 def test_quality_parity_trains_and_judges_every_implementation_under_both_judges(tmp_path):
     pytest.importorskip("torch")

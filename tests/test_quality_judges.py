@@ -139,7 +139,7 @@ def test_folder_of_pngs_digits_and_array_reach_d_as_the_same_pixels(tmp_path, di
     assert a.min() == -1.0 and a.max() == 1.0
     np.testing.assert_array_equal(a, batches["digits"])
     # the reference's array path: each image as the same float32 pixels
-    first = next(ref.batches(images, len(images), seed=0))
+    first = next(ref.Batches(images, len(images), seed=0))
     order = np.random.RandomState(0).permutation(len(images))
     np.testing.assert_array_equal(first.numpy(), to_tensor(images[order]).asnumpy())
 
