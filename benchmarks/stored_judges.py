@@ -27,6 +27,8 @@ import sys
 from judge_mlp import MLPJudge
 from quality_digits import DigitsClassifier, Judge, train_classifier
 
+from mxnet.base import MXNetError
+
 from sngan_gluon.data import get_dataset, to_tensor
 
 #: the judges the parity table is judged by
@@ -47,13 +49,12 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def train_judges(folder, train, test, judge_epochs=15, mlp_iterations=200):
-    """Train both judges on ``train`` and write them into ``folder``, which this makes."""
+def save_judges(folder, classifier, mlp):
+    """Write judge 1's ``classifier`` and judge 2 (an ``MLPJudge``) into ``folder``,
+    which this makes."""
     os.makedirs(folder)
-    classifier, _ = train_classifier(train, test, epochs=judge_epochs)
     classifier.save_parameters(os.path.join(folder, FILES["cnn"][0]))
-    MLPJudge.fit(train, test, max_iter=mlp_iterations).save(
-        os.path.join(folder, FILES["mlp"][0]))
+    mlp.save(os.path.join(folder, FILES["mlp"][0]))
 
 
 def load_judges(folder, train, test):
@@ -62,18 +63,23 @@ def load_judges(folder, train, test):
     Each judge is a callable on uint8 images (N, H, W, C) returning its figures
     (``fid``, ``fid_over_floor``, ``classes_with_5pct``, ...); each ``about`` is a
     dict of ``about`` (description), ``accuracy`` (held-out), ``floor`` (the
-    real-vs-real FID) and ``sha256`` (of its file). A missing file is an error."""
+    real-vs-real FID) and ``sha256`` (of its file). A missing or unreadable file
+    stops the process with one line."""
     paths = {name: os.path.join(folder, file) for name, (file, _) in FILES.items()}
     for path in paths.values():
         if not os.path.isfile(path):
             raise SystemExit("error: no stored judge %s: train the judges with "
                              "benchmarks/stored_judges.py --out DIR" % path)
     classifier = DigitsClassifier()
-    classifier.load_parameters(paths["cnn"])
+    try:
+        classifier.load_parameters(paths["cnn"])
+        mlp = MLPJudge.load(paths["mlp"], train, test)
+    except (MXNetError, OSError, ValueError, KeyError) as error:
+        raise SystemExit("error: a stored judge in %s cannot be read (%s)"
+                         % (folder, str(error).splitlines()[0]))
     classifier.hybridize()
     cnn = Judge(classifier, train, test)
     predicted = classifier(to_tensor(test.images)).argmax(axis=1).asnumpy()
-    mlp = MLPJudge.load(paths["mlp"], train, test)
     judges = {"cnn": lambda images: cnn(to_tensor(images)), "mlp": mlp}
     accuracy = {"cnn": float((predicted == test.labels).mean()), "mlp": mlp.accuracy}
     floor = {"cnn": cnn.floor, "mlp": mlp.floor}
@@ -85,15 +91,12 @@ def load_judges(folder, train, test):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="a folder to make for the two judges")
-    parser.add_argument("--judge-epochs", type=int, default=15,
-                        help="training epochs of judge 1 (fewer only for smoke tests)")
-    parser.add_argument("--judge-mlp-iterations", type=int, default=200,
-                        help="training epochs at most of judge 2 (fewer only for smoke tests)")
     args = parser.parse_args(argv)
     if os.path.exists(args.out):
         sys.exit("error: %s exists: the judges go into a new folder" % args.out)
     train, test = digits_splits()
-    train_judges(args.out, train, test, args.judge_epochs, args.judge_mlp_iterations)
+    classifier, _ = train_classifier(train, test)  # 15 epochs; the MLP 200 at most
+    save_judges(args.out, classifier, MLPJudge.fit(train, test))
     for name, about in load_judges(args.out, train, test)[1].items():
         print("%s: %s, held-out accuracy %.4f, floor %.4f, sha256 %s"
               % (name, about["about"], about["accuracy"], about["floor"], about["sha256"]))

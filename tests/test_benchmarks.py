@@ -233,7 +233,7 @@ def test_reference_torch_stopped_and_resumed_ends_as_the_run_that_was_not_stoppe
     the straight one."""
     torch = pytest.importorskip("torch")
     ref = import_benchmark("reference_torch")
-    images = np.random.RandomState(0).randint(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    images = np.random.RandomState(0).randint(0, 256, (24, 16, 16, 3)).astype(np.uint8)
     straight = ref.train(images, 5, batch_size=8, log_every=0).state_dict()
     for every in (2, 3):
         path = str(tmp_path / ("state%d.pt" % every))
