@@ -130,6 +130,7 @@ class Judge:
     def __init__(self, classifier, train, test):
         self.net = classifier
         p_test, self.f_test = judge(classifier, to_tensor(test.images))
+        self.accuracy = float((p_test.argmax(1) == test.labels).mean())
         _, self.f_train = judge(classifier, to_tensor(train.images))
         self.real_score = inception_score(p_test, splits=1)[0]
         self.floor = fid(self.f_train, self.f_test)

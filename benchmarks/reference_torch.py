@@ -117,7 +117,9 @@ class Batches:
     """Endless (B, C, H, W) float batches in [-1, 1], without replacement within an epoch.
 
     ``state()`` and ``set_state(state)`` carry the stream over a restart: the next
-    batch after ``set_state`` is the one that would have come next."""
+    batch after ``set_state`` is the one that would have come next. The state is
+    the random state that drew the epoch under way and the position in it: the
+    permutations are the only draws, so redrawing the epoch's restores the rest."""
 
     def __init__(self, images, batch_size, seed):
         self.data = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -138,15 +140,13 @@ class Batches:
         return self.data[self.order[b * self.batch_size:(b + 1) * self.batch_size]]
 
     def state(self):
-        return {"rng": self.rng.get_state(), "epoch_rng": self.epoch_rng,
-                "position": self.position}
+        return {"epoch_rng": self.epoch_rng, "position": self.position}
 
     def set_state(self, state):
         if state["epoch_rng"] is not None:  # redraw the epoch under way
             self.rng.set_state(state["epoch_rng"])
             self.order = torch.from_numpy(self.rng.permutation(len(self.data)))
             self.epoch_rng = state["epoch_rng"]
-        self.rng.set_state(state["rng"])
         self.position = state["position"]
 
 

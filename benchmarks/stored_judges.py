@@ -79,12 +79,10 @@ def load_judges(folder, train, test):
                          % (folder, str(error).splitlines()[0]))
     classifier.hybridize()
     cnn = Judge(classifier, train, test)
-    predicted = classifier(to_tensor(test.images)).argmax(axis=1).asnumpy()
     judges = {"cnn": lambda images: cnn(to_tensor(images)), "mlp": mlp}
-    accuracy = {"cnn": float((predicted == test.labels).mean()), "mlp": mlp.accuracy}
-    floor = {"cnn": cnn.floor, "mlp": mlp.floor}
-    about = {name: {"about": FILES[name][1], "accuracy": accuracy[name],
-                    "floor": floor[name], "sha256": sha256(paths[name])} for name in FILES}
+    about = {name: {"about": FILES[name][1], "accuracy": judge.accuracy,
+                    "floor": judge.floor, "sha256": sha256(paths[name])}
+             for name, judge in (("cnn", cnn), ("mlp", mlp))}
     return judges, about
 
 
