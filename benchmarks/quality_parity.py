@@ -29,8 +29,10 @@ the command can be stopped and started again.
 Every ``seed<S>.npz`` under ``--out-dir`` is then judged by two independent
 judges: ``quality_digits.py``'s CNN and ``judge_mlp.py``'s MLP, both stored in
 ``benchmarks/results/judges/`` (``stored_judges.py``: the same networks on every
-machine): FID against the held-out digits per seed, the median and spread over
-seeds, FID / the real-vs-real floor and the classes holding >= 5% of the samples.
+machine): one table holds, per generator and judge, the FID against the held-out
+digits per seed, the median and spread over seeds, and the classes holding >= 5%
+of the samples. Under it, one line per judge says whether the package's median
+is no worse than each reference's, once every row has five seeds (``verdict``).
 
     python benchmarks/quality_parity.py --out-dir runs/parity --seeds 0 1 2 3 4
     python benchmarks/quality_parity.py --out-dir runs/parity --impl torch-nobn0 --seeds 5
@@ -262,18 +264,73 @@ def merge_report(table, report, about, iterations):
                 table.setdefault(impl, []).append((seed, figures))
 
 
-def format_table(table, judge, floor):
-    """One row per implementation under ``judge``: FID per seed, median, spread, classes."""
-    lines = ["| implementation | FID per seed (seeds) | median FID | / floor | spread (max - min) "
-             "| classes >= 5% per seed |", "| --- | --- | --- | --- | --- | --- |"]
-    for name, rows in sorted(table.items()):
-        rows = sorted(rows, key=lambda row: row[0])
-        fids = [r[judge]["fid"] for _, r in rows]
-        lines.append("| %s | %s (%s) | **%.2f** | %.2f | %.2f | %s |" % (
-            name, ", ".join("%.2f" % f for f in fids), ", ".join(str(s) for s, _ in rows),
-            np.median(fids), np.median(fids) / floor, max(fids) - min(fids),
-            ", ".join(str(r[judge]["classes_with_5pct"]) for _, r in rows)))
+#: row name -> what the table calls it; a tagged row (``package-m081``) keeps its name
+LABELS = {"package": "package (what `generate` draws)",
+          "package-batch": "package, batch statistics",
+          "package-standing": "package, standing statistics",
+          "package-ema": "package, EMA generator",
+          "package-ema-standing": "package, EMA, standing statistics",
+          "torch": "reference A (BatchNorm after the dense layer)",
+          "torch-nobn0": "reference B (no BatchNorm after the dense layer)"}
+#: the seeds a row needs before :func:`verdict` compares its median
+SEEDS_NEEDED = 5
+
+
+def _ordered(table):
+    """``table``'s rows in :data:`LABELS`' order, then any other row by name."""
+    return sorted(table, key=lambda name: (list(LABELS).index(name) if name in LABELS
+                                           else len(LABELS), name))
+
+
+def format_table(table, judges):
+    """One markdown row per generator: per judge (``judges``, names in order), the FID
+    per seed, its median and spread (max - min); the classes >= 5% per seed."""
+    head = "| generator | seeds | "
+    for number, _ in enumerate(judges, 1):
+        head += "judge %d: FID per seed | median | spread | " % number
+    head += "classes >= 5%% (%s) |" % "; ".join("judge %d" % n for n in range(1, len(judges) + 1))
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for name in _ordered(table):
+        rows = sorted(table[name], key=lambda row: row[0])
+        line = "| %s | %s | " % (LABELS.get(name, name), ", ".join(str(s) for s, _ in rows))
+        for judge in judges:
+            fids = [figures[judge]["fid"] for _, figures in rows]
+            line += "%s | %.2f | %.2f | " % (", ".join("%.2f" % f for f in fids),
+                                             np.median(fids), max(fids) - min(fids))
+        line += "%s |" % "; ".join(
+            ", ".join(str(figures[judge]["classes_with_5pct"]) for _, figures in rows)
+            for judge in judges)
+        lines.append(line)
     return "\n".join(lines)
+
+
+def _short(name):
+    """``package``, ``reference A``: a row's label without its explanation."""
+    return LABELS.get(name, name).split(" (")[0]
+
+
+def verdict(table, judges, package="package", references=("torch", "torch-nobn0")):
+    """One line per judge: whether ``package``'s median FID is no worse than each
+    reference's, decided only once every row has :data:`SEEDS_NEEDED` seeds."""
+    lines = []
+    for number, judge in enumerate(judges, 1):
+        medians, short = {}, []
+        for name in (package,) + tuple(references):
+            fids = [figures[judge]["fid"] for _, figures in table.get(name, [])]
+            if fids:
+                medians[name] = np.median(fids)
+            if len(fids) < SEEDS_NEEDED:
+                short.append("%s %d of %d seeds" % (_short(name), len(fids), SEEDS_NEEDED))
+        if short:
+            lines.append("judge %d: undecided (%s)" % (number, ", ".join(short)))
+            continue
+        worse = [name for name in references if medians[package] > medians[name]]
+        lines.append("judge %d: %s median %.2f %s %s" % (
+            number, _short(package), medians[package],
+            "is no worse than" if not worse else "is worse than",
+            ", ".join("%s %.2f" % (_short(name), medians[name])
+                      for name in (worse or references))))
+    return lines
 
 
 def build_parser():
@@ -313,9 +370,10 @@ def main(argv=None):
         with open(path) as f:
             merge_report(table, json.load(f), about, args.iterations)
     for name in judges:
-        print("\n%(about)s: held-out accuracy %(accuracy).3f; real-vs-real FID floor "
+        print("%(about)s: held-out accuracy %(accuracy).3f; real-vs-real FID floor "
               "%(floor).2f" % about[name])
-        print(format_table(table, name, about[name]["floor"]))
+    print("\n" + format_table(table, list(judges)) + "\n")
+    print("\n".join(verdict(table, list(judges))))
     report = {"iterations": args.iterations, "judges": about,
               "runs": {impl: {str(seed): figures for seed, figures in rows}
                        for impl, rows in table.items()}}

@@ -274,7 +274,9 @@ def test_quality_parity_trains_and_judges_every_implementation_under_both_judges
     for runs in figures["runs"].values():
         assert set(runs) == {"0"} and set(runs["0"]) == {"cnn", "mlp"}
         assert runs["0"]["cnn"]["fid"] > 0 and runs["0"]["mlp"]["fid"] > 0
-    assert result.stdout.count("| torch-nobn0 |") == 2  # one table per judge
+    # one table, every row under both judges, and no verdict from one seed a row
+    assert result.stdout.count("| reference B (no BatchNorm after the dense layer) | 0 |") == 1
+    assert "judge 2: undecided (package 1 of 5 seeds, " in result.stdout
     # the variants of one run differ: batch and standing statistics, EMA weights
     fids = {name: runs["0"]["mlp"]["fid"] for name, runs in figures["runs"].items()}
     assert len({round(fids[name], 6) for name in fids if name.startswith("package")}) == 5
@@ -352,8 +354,9 @@ def test_quality_parity_merges_a_report_only_when_judged_by_the_same_judges():
     q.merge_report(table, json.loads(json.dumps(report)), about, 1500)
     assert sorted(seed for seed, _ in table["package"]) == [0, 1]
     assert table["torch"] == [(0, row)]
-    text = q.format_table(table, "cnn", 10.05)
-    assert "| package | 50.00, 40.00 (0, 1) | **45.00** |" in text
+    text = q.format_table(table, ["cnn", "mlp"])
+    assert ("| package (what `generate` draws) | 0, 1 | 50.00, 40.00 | 45.00 | 10.00 "
+            "| 12.00, 12.00 | 12.00 | 0.00 | 9, 10; 10, 10 |") in text
     # merging the same report again changes nothing: its rows are the ones already here,
     # and the same samples judged on another CPU may differ by parts in a million
     q.merge_report(table, report, about, 1500)
@@ -372,6 +375,33 @@ def test_quality_parity_merges_a_report_only_when_judged_by_the_same_judges():
     clash = {"package": [(1, dict(row, mlp={"fid": 13.0}))]}
     with pytest.raises(SystemExit, match="package seed 1 is in the report and here"):
         q.merge_report(clash, report, about, 1500)
+
+
+def test_quality_parity_decides_only_on_five_seeds_a_row_under_each_judge():
+    q = import_benchmark("quality_parity")
+
+    def rows(cnn, mlp):
+        return [(seed, {"cnn": {"fid": a, "classes_with_5pct": 10},
+                        "mlp": {"fid": b, "classes_with_5pct": 10}})
+                for seed, (a, b) in enumerate(zip(cnn, mlp))]
+    table = {"package": rows([50, 40, 45, 90, 41], [10, 11, 12, 30, 13]),
+             "torch": rows([60, 44, 46, 70, 80], [20, 12, 9, 25, 18]),
+             "torch-nobn0": rows([44, 46, 48, 41, 99], [16, 26, 23, 21, 31])}
+    # medians: package 45 and 12; reference A 60 and 18; reference B 46 and 23
+    assert q.verdict(table, ["cnn", "mlp"]) == [
+        "judge 1: package median 45.00 is no worse than reference A 60.00, reference B 46.00",
+        "judge 2: package median 12.00 is no worse than reference A 18.00, reference B 23.00"]
+    table["torch-nobn0"] = rows([44, 46, 48, 41, 40], [16, 26, 23, 21, 31])  # median 44
+    assert q.verdict(table, ["cnn", "mlp"])[0] == (
+        "judge 1: package median 45.00 is worse than reference B 44.00")
+    del table["torch"][4]
+    assert q.verdict(table, ["cnn", "mlp"])[1] == "judge 2: undecided (reference A 4 of 5 seeds)"
+    # tagged rows keep their folder's name, after the named ones
+    table["package-m081"] = rows([1], [2])
+    names = [line.split(" | ")[0] for line in q.format_table(table, ["cnn"]).splitlines()[2:]]
+    assert names == ["| package (what `generate` draws)",
+                     "| reference A (BatchNorm after the dense layer)",
+                     "| reference B (no BatchNorm after the dense layer)", "| package-m081"]
 
 
 def test_warm_up_speed_times_both_ways_and_finds_the_same_u(capsys):
