@@ -79,6 +79,8 @@ from sngan_gluon.standing_stats import standing_statistics
 
 #: implementation -> the arguments of ``reference_torch.train`` (None: the package)
 IMPLS = {"package": None, "torch": {}, "torch-nobn0": {"bn0": "none"}}
+#: the references the package is compared with
+REFERENCES = tuple(name for name, options in IMPLS.items() if options is not None)
 #: the package's EMA shadow (see the module's docstring)
 SHADOW_EMA = 0.999
 #: variant of a package run -> (EMA generator?, BatchNorm statistics at sampling)
@@ -264,7 +266,8 @@ def merge_report(table, report, about, iterations):
                 table.setdefault(impl, []).append((seed, figures))
 
 
-#: row name -> what the table calls it; a tagged row (``package-m081``) keeps its name
+#: row name (:data:`VARIANTS`, :data:`IMPLS`) -> what the table calls it; a tagged row
+#: (``package-m081``) keeps its name
 LABELS = {"package": "package (what `generate` draws)",
           "package-batch": "package, batch statistics",
           "package-standing": "package, standing statistics",
@@ -309,7 +312,7 @@ def _short(name):
     return LABELS.get(name, name).split(" (")[0]
 
 
-def verdict(table, judges, package="package", references=("torch", "torch-nobn0")):
+def verdict(table, judges, package="package", references=REFERENCES):
     """One line per judge: whether ``package``'s median FID is no worse than each
     reference's, decided only once every row has :data:`SEEDS_NEEDED` seeds."""
     lines = []

@@ -379,6 +379,7 @@ def test_quality_parity_merges_a_report_only_when_judged_by_the_same_judges():
 
 def test_quality_parity_decides_only_on_five_seeds_a_row_under_each_judge():
     q = import_benchmark("quality_parity")
+    assert set(q.LABELS) == set(q.VARIANTS) | set(q.IMPLS)  # every row has its name
 
     def rows(cnn, mlp):
         return [(seed, {"cnn": {"fid": a, "classes_with_5pct": 10},
