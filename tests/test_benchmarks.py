@@ -405,6 +405,18 @@ def test_quality_parity_decides_only_on_five_seeds_a_row_under_each_judge():
                      "| reference B (no BatchNorm after the dense layer)", "| package-m081"]
 
 
+def test_the_five_seed_table_in_the_docs_is_the_stored_reports():
+    """docs/results.md shows what ``--table-only --merge benchmarks/results/parity.json``
+    prints of the stored report, figure for figure."""
+    q = import_benchmark("quality_parity")
+    with open(os.path.join(ROOT, "benchmarks", "results", "parity.json")) as f:
+        report = json.load(f)
+    table = {}
+    q.merge_report(table, report, report["judges"], report["iterations"])
+    with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
+        assert q.format_table(table, list(report["judges"])) + "\n\n" in f.read()
+
+
 def test_warm_up_speed_times_both_ways_and_finds_the_same_u(capsys):
     import_benchmark("warm_up_speed").main(["--rounds", "1", "--arch", "dcgan"])
     line = capsys.readouterr().out
