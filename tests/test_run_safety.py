@@ -103,7 +103,7 @@ def test_interrupts_at_random_moments_resume_to_the_same_weights(
     run, bit for bit, and every checkpoint written on the way must hold a data
     position that is the end of its iteration.
     """
-    config = _config(iterations=10, ema=0.9, mode_seeking=1.0, conditional=True)
+    config = _config(iterations=7, ema=0.9, mode_seeking=1.0, conditional=True)
     straight = GANTrainer(config, dataset=dataset)
     straight.train(str(tmp_path / "straight"))
     rng = random.Random(0)
@@ -125,7 +125,7 @@ def test_interrupts_at_random_moments_resume_to_the_same_weights(
                 assert state["epoch"] * batches + state["batch"] == state["iteration"] * 2
         finally:
             interrupter.close()
-    assert stops >= 3  # at most three iterations an attempt: stops at 3, 6 and 9 at the latest
+    assert stops >= 2  # at most three iterations an attempt: stops at 3 and 6 at the latest
     assert trainer.iteration == config.iterations
     for a, b in zip(_weights(straight), _weights(trainer)):
         np.testing.assert_array_equal(a, b)
