@@ -17,7 +17,7 @@ from .data import DATASETS, DEFAULT_IMAGE_SIZES, dataset_key
 from .errors import UserError
 from .feature_nets import FEATURE_NETS
 from .losses import LOSSES
-from .models import INITS, MODELS, image_size_for
+from .models import INITS, MODELS, check_ch, image_size_for
 
 #: Adam and n_dis settings of Miyato et al. (2018), table 1, plus the setting the
 #: authors trained their ResNets with (sngan_projection configs): name ->
@@ -74,6 +74,8 @@ class TrainConfig:
     image_size: Optional[int] = None      # None: the dataset's / architecture's default
     channels: int = 3
     arch: str = "dcgan"
+    g_ch: Optional[int] = None            # G's base width ``ch``; None: the architecture's
+    d_ch: Optional[int] = None            # D's base width ``ch``; None: the architecture's
     loss: str = "hinge"
     conditional: bool = False
     sn: bool = True
@@ -206,6 +208,12 @@ class TrainConfig:
         """Names must be in the registries the command line builds its choices from."""
         _check_choice("dataset", dataset_key(self.dataset), DATASETS)
         _check_choice("arch", self.arch, MODELS)
+        for name in ("g_ch", "d_ch"):
+            if getattr(self, name) is not None:
+                try:
+                    check_ch(self.arch, getattr(self, name), MODELS[self.arch].ch_multiple)
+                except ValueError as err:
+                    raise ConfigError("%s: %s" % (_flag(name), err)) from None
         _check_choice("init", self.init, INITS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("lr_decay", self.lr_decay, LR_DECAYS)

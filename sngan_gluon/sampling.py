@@ -115,7 +115,8 @@ class LoadedGenerator:
         self.ema = bool(self._use_ema and os.path.isfile(ema_file))
         params = ema_file if self.ema else os.path.join(path, "generator.params")
         self.net = get_generator(config["arch"], image_size=self.image_size, z_dim=self.z_dim,
-                                 num_classes=self.num_classes, channels=self.channels)
+                                 num_classes=self.num_classes, channels=self.channels,
+                                 ch=config.get("g_ch"))
         try:
             self.net.load_parameters(params, ctx=self.ctx)
         except (mx.base.MXNetError, OSError, ValueError, AssertionError) as err:

@@ -195,7 +195,8 @@ def _load_discriminator(path, ctx):
     try:
         net = get_discriminator(config["arch"], image_size=int(state["image_size"]),
                                 num_classes=int(state.get("num_classes", 0)),
-                                channels=int(state["channels"]), sn=bool(config.get("sn", True)),
+                                channels=int(state["channels"]), ch=config.get("d_ch"),
+                                sn=bool(config.get("sn", True)),
                                 power_iterations=int(config.get("power_iterations", 1)))
     except (KeyError, TypeError, ValueError) as err:
         raise ckpt.CheckpointError("checkpoint %s is corrupt: cannot rebuild its discriminator "

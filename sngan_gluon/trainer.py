@@ -65,11 +65,12 @@ def build_networks(config, ctxs, image_size, channels, num_classes, engine_order
     np.random.seed(config.seed)
     random.seed(config.seed)
     kwargs = dict(image_size=image_size, num_classes=num_classes, channels=channels)
-    G = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum, **kwargs)
+    G = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum,
+                      ch=config.g_ch, **kwargs)
     if config.sync_bn and len(ctxs) > 1:
         to_sync_batchnorm(G, len(ctxs))
     D = get_discriminator(config.arch, sn=config.sn, power_iterations=config.power_iterations,
-                          **kwargs)
+                          ch=config.d_ch, **kwargs)
     G.initialize(ctx=ctxs)
     D.initialize(ctx=ctxs)
     _initialize_shapes(G, D, ctxs, config.z_dim, num_classes)
@@ -81,7 +82,7 @@ def build_networks(config, ctxs, image_size, channels, num_classes, engine_order
     G_ema = None
     if config.ema > 0:
         G_ema = get_generator(config.arch, z_dim=config.z_dim, momentum=config.g_bn_momentum,
-                              **kwargs)
+                              ch=config.g_ch, **kwargs)
         G_ema.initialize(ctx=ctxs[0])
         _initialize_shapes(G_ema, None, ctxs[:1], config.z_dim, num_classes)
     return G, D, G_ema

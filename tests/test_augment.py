@@ -9,6 +9,7 @@ from sngan_gluon.augment import DiffAugment, parse_policy
 from sngan_gluon.config import ConfigError, TrainConfig
 from sngan_gluon.data import get_dataset
 from sngan_gluon.trainer import GANTrainer
+from tiny_runs import WIDTHS
 
 
 def _images(n=6, c=3, size=16, seed=0):
@@ -85,7 +86,7 @@ def test_trainer_with_diffaugment_resumes_exactly(tmp_path):
     data = get_dataset("synthetic", image_size=32)
     config = TrainConfig(dataset="synthetic", batch_size=8, iterations=4, log_every=2,
                          sample_every=4, checkpoint_every=2, quiet=True, seed=1,
-                         diffaugment="color,translation,cutout")
+                         diffaugment="color,translation,cutout", **WIDTHS)
     straight = GANTrainer(config, dataset=data)
     straight.train(str(tmp_path / "a"))
     resumed = GANTrainer(config, dataset=data)

@@ -16,6 +16,7 @@ from sngan_gluon.config import KVSTORES, LR_DECAYS, SETTINGS, ConfigError, Train
 from sngan_gluon.data import DATASETS
 from sngan_gluon.losses import LOSSES
 from sngan_gluon.models import INITS, MODELS
+from tiny_runs import WIDTH_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--beta1",
@@ -26,9 +27,9 @@ FLAGS = ["--data-path", "--batch-size", "--epochs", "--lr", "--lr-beta", "--beta
          "--cpus", "--kvstore", "--sync-bn",
          "--num-workers", "--seed", "--out-dir", "--sample-every", "--checkpoint-every",
          "--log-every", "--resume", "--setting", "--channels", "--quiet", "--eval-every",
-         "--feature-net", "--feature-net-params", "--tensorboard"]
+         "--feature-net", "--feature-net-params", "--tensorboard", "--g-ch", "--d-ch"]
 SMALL = ["--dataset", "synthetic", "--batch-size", "8", "--iterations", "4", "--log-every", "2",
-         "--sample-every", "2", "--checkpoint-every", "2", "--quiet"]
+         "--sample-every", "2", "--checkpoint-every", "2", "--quiet"] + WIDTH_FLAGS
 
 
 def _run(args, cwd=ROOT):
@@ -57,6 +58,9 @@ def test_help_lists_every_flag_with_its_meaning():
     assert "Adam's beta1" in result.stdout and "margin" not in result.stdout
     for name in SETTINGS:
         assert "%s: %s" % (name, SETTINGS[name][0]) in " ".join(result.stdout.split())
+    # the width defaults come from the registry: the paper's, per architecture and size
+    assert "resnet 256 at 32, 64 at 48, 64 at 64" in " ".join(result.stdout.split())
+    assert "resnet 128 at 32, 64 at 48, 64 at 64" in " ".join(result.stdout.split())
 
 
 def test_defaults_are_setting_b_and_the_original_example():
@@ -114,6 +118,9 @@ def test_resume_refuses_changed_settings(small_run, tmp_path, capsys):
     (["--lr", "-1"], "--lr must be positive"),
     (["--image-size", "-3"], "--image-size"),
     (["--image-size", "13"], "dcgan has no layout for image size 13; it supports 32, 48"),
+    (["--g-ch", "12"], "--g-ch: dcgan: ch must be a positive multiple of 8, got 12"),
+    (["--arch", "dcgan64", "--d-ch", "4"], "--d-ch: dcgan64: ch must be a positive multiple of 8"),
+    (["--d-ch", "0"], "--d-ch"),
     (["--lr", "inf"], "--lr: must be a finite number"),
     (["--clip_gr", "nan"], "--clip_gr: must be a finite number"),
     (["--lecam", "-0.1"], "--lecam must be >= 0"),

@@ -35,12 +35,13 @@ def test_resume_takes_the_run_folder_holding_the_checkpoint(tmp_path):
     assert saved.resumed({"out_dir": "elsewhere"}, checkpoint).out_dir == "elsewhere"
 
 
-@pytest.mark.parametrize("key,value", [("lr", 0.5), ("arch", "resnet"), ("seed", 3)])
+@pytest.mark.parametrize("key,value", [("lr", 0.5), ("arch", "resnet"), ("seed", 3),
+                                       ("g_ch", 64), ("d_ch", 64)])
 def test_resume_refuses_a_setting_that_changes_what_is_computed(key, value):
     assert key not in RESUMABLE_OVERRIDES
     saved = TrainConfig.for_new_run({"dataset": "synthetic"})
     with pytest.raises(ConfigError, match="--%s %s differs from the run being resumed"
-                       % (key, value)):
+                       % (key.replace("_", "-"), value)):
         saved.resumed({key: value}, "run/checkpoints/iter_0000001")
 
 

@@ -77,7 +77,8 @@ def test_export_writes_metadata_and_the_ema_generator(runs, exported, tmp_path):
     assert export_cli.main(["--checkpoint", runs["cond"], "--out", raw, "--no-ema"]) == 0
     assert read_metadata(raw)["ema"] == "0"
     raw_images = np.concatenate(list(OnnxGenerator(raw).generate(37, seed=4, batch_size=16)))
-    assert np.abs(raw_images - theirs).max() > 1e-3  # the EMA weights differ from the raw ones
+    # the EMA weights differ from the raw ones: by far more than the export's 1e-5 above
+    assert np.abs(raw_images - theirs).max() > 1e-4
 
 
 def test_export_refuses_bad_input_in_one_line_and_keeps_foreign_files(runs, tmp_path, capsys,

@@ -18,7 +18,11 @@ from sngan_gluon.data import download, get_dataset
 from sngan_gluon import inception_weights
 from sngan_gluon.evaluation import training_evaluator
 from sngan_gluon.feature_nets import check_images
+from sngan_gluon.models import get_discriminator, get_generator
+from sngan_gluon.sampling import LoadedGenerator
+from sngan_gluon.spectra import load_discriminator
 from sngan_gluon.trainer import GANTrainer
+from tiny_runs import WIDTHS, Z_DIM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,6 +56,25 @@ def runs(tiny_runs):
     """The session's tiny runs (tests/tiny_runs.py), unconditional and conditional, with an
     EMA generator; read only."""
     return tiny_runs
+
+
+@pytest.mark.parametrize("name", ["uncond", "cond"])
+def test_a_checkpoint_rebuilds_its_networks_at_the_widths_it_was_trained_at(runs, name):
+    """The runs train at ``--g-ch 64 --d-ch 64``: what loads them builds those widths (the
+    paper's networks would refuse their weights)."""
+    classes = 10 if name == "cond" else 0
+    loaded = {"g": LoadedGenerator(runs[name]).net, "d": load_discriminator(runs[name])[0]}
+    for net, build in (("g", get_generator), ("d", get_discriminator)):
+        kwargs = dict(z_dim=Z_DIM) if net == "g" else {}
+        built = build("dcgan", 32, num_classes=classes, ch=WIDTHS[net + "_ch"], **kwargs)
+        built.initialize()
+        assert [p.shape for p in loaded[net].collect_params().values()] == \
+            [p.shape for p in built.collect_params().values()]
+        paper = build("dcgan", 32, num_classes=classes, **kwargs)
+        with pytest.raises(AssertionError, match="shape"):
+            paper.load_parameters(os.path.join(resolve_checkpoint(runs[name]),
+                                               "generator.params" if net == "g"
+                                               else "discriminator.params"))
 
 
 def test_generate_npz_follows_the_contract(runs, tmp_path):
@@ -246,7 +269,7 @@ def test_training_logs_is_and_fid_and_keeps_the_best(tmp_path):
     dataset = get_dataset("synthetic", image_size=32)
     config = TrainConfig(dataset="synthetic", data_path=str(tmp_path / "data"), batch_size=8,
                          iterations=4, log_every=2, eval_every=2, eval_num=20,
-                         checkpoint_every=4, sample_every=4, quiet=True)
+                         checkpoint_every=4, sample_every=4, quiet=True, **WIDTHS)
     trainer = GANTrainer(config, dataset=dataset)
     trainer.train(str(tmp_path / "run"),
                   evaluator=training_evaluator(config, extractor=StandInExtractor()))

@@ -18,6 +18,7 @@ from sngan_gluon import trainer as trainer_module
 from sngan_gluon._compat import hybridize_flags
 from sngan_gluon.config import TrainConfig
 from sngan_gluon.nn import SNDense
+from tiny_runs import WIDTHS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUDA_BUILD = devices.MXNetBuild("1.9.1", True, "mxnet-cu117", ["CUDA", "CUDNN", "NCCL"])
@@ -360,7 +361,8 @@ def test_training_with_d_engine_ordered_equals_the_default_path(monkeypatch, tmp
     from sngan_gluon.data import get_dataset
     dataset = get_dataset("synthetic", image_size=32)
     config = TrainConfig(dataset="synthetic", batch_size=8, iterations=4, log_every=2,
-                         sample_every=4, checkpoint_every=4, quiet=True, seed=3, n_dis=2)
+                         sample_every=4, checkpoint_every=4, quiet=True, seed=3, n_dis=2,
+                         **WIDTHS)
     default = trainer_module.GANTrainer(config, dataset=dataset)
     monkeypatch.setattr(trainer_module, "build_networks",
                         functools.partial(trainer_module.build_networks, engine_ordered=True))

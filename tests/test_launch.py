@@ -21,6 +21,7 @@ import pytest
 from sngan_gluon import launcher, supervise
 from sngan_gluon.cli import EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_USER_ERROR
 from sngan_gluon._threads import usable_cores
+from tiny_runs import WIDTH_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARKER_KEY = "SNGAN_LAUNCH_TEST_MARKER"
@@ -369,7 +370,7 @@ def test_sigterm_to_the_launcher_saves_at_the_stop_iteration_and_resume_goes_on(
     job = subprocess.Popen(launch_cmd + train + [
         "--dataset", "synthetic", "--batch-size", "8", "--iterations", "100000",
         "--checkpoint-every", "100000", "--log-every", "1", "--sample-every", "100000",
-        "--seed", "3", "--out-dir", run], cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL,
+        "--seed", "3", "--out-dir", run] + WIDTH_FLAGS, cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300

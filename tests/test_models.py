@@ -129,31 +129,37 @@ def bn(c, classes=0):
     return 2 * c * max(classes, 1)
 
 
+@pytest.mark.parametrize("ch", [None, 64], ids=["paper", "ch64"])
 @pytest.mark.parametrize("classes", [0, K])
-def test_dcgan32_parameter_counts(classes):
-    # G: dense 128 -> 4*4*512 + BN(512) (per channel of the reshaped map), three
-    # 4x4 deconvs 512->256->128->64 each with BN, 3x3 conv 64->3; biases everywhere.
-    g_count = (dense(Z, 4 * 4 * 512) + bn(512, classes)
-               + conv(512, 256, 4) + bn(256, classes)
-               + conv(256, 128, 4) + bn(128, classes)
-               + conv(128, 64, 4) + bn(64, classes)
-               + conv(64, 3, 3))
-    # D: 3x3 64, 4x4 64, 3x3 128, 4x4 128, 3x3 256, 4x4 256, 3x3 512, dense 4*4*512 -> 1,
-    # plus the projection embedding (K, 4*4*512) when conditional.
-    d_count = (conv(3, 64, 3) + conv(64, 64, 4) + conv(64, 128, 3) + conv(128, 128, 4)
-               + conv(128, 256, 3) + conv(256, 256, 4) + conv(256, 512, 3)
-               + dense(4 * 4 * 512, 1) + classes * 4 * 4 * 512)
-    g, d = _build("dcgan", 32, classes)
+def test_dcgan32_parameter_counts(classes, ch):
+    c = 512 if ch is None else ch  # the paper's width when none is given
+    assert MODELS["dcgan"].default_ch("g", 32) == MODELS["dcgan"].default_ch("d", 32) == 512
+    # G: dense 128 -> 4*4*c + BN(c) (per channel of the reshaped map), three
+    # 4x4 deconvs c -> c/2 -> c/4 -> c/8 each with BN, 3x3 conv c/8 -> 3; biases everywhere.
+    g_count = (dense(Z, 4 * 4 * c) + bn(c, classes)
+               + conv(c, c // 2, 4) + bn(c // 2, classes)
+               + conv(c // 2, c // 4, 4) + bn(c // 4, classes)
+               + conv(c // 4, c // 8, 4) + bn(c // 8, classes)
+               + conv(c // 8, 3, 3))
+    # D: 3x3 c/8, 4x4 c/8, 3x3 c/4, 4x4 c/4, 3x3 c/2, 4x4 c/2, 3x3 c, dense 4*4*c -> 1,
+    # plus the projection embedding (K, 4*4*c) when conditional.
+    d_count = (conv(3, c // 8, 3) + conv(c // 8, c // 8, 4) + conv(c // 8, c // 4, 3)
+               + conv(c // 4, c // 4, 4) + conv(c // 4, c // 2, 3) + conv(c // 2, c // 2, 4)
+               + conv(c // 2, c, 3) + dense(4 * 4 * c, 1) + classes * 4 * 4 * c)
+    g, d = _build("dcgan", 32, classes, g=dict(ch=ch), ch=ch)
     assert _trainable(g) == g_count
     assert _trainable(d) == d_count
-    if classes == 0:
+    if classes == 0 and ch is None:
         assert (g_count, d_count) == (3813379, 2935873)
 
 
+@pytest.mark.parametrize("widths", [(None, None), (32, 16)], ids=["paper", "narrow"])
 @pytest.mark.parametrize("classes", [0, K])
-def test_resnet32_parameter_counts(classes):
-    ch_g, ch_d = 256, 128
-    # G: dense 128 -> 4*4*256; 3 up blocks [BN, conv3x3, BN, conv3x3, 1x1 shortcut];
+def test_resnet32_parameter_counts(classes, widths):
+    ch_g, ch_d = [default if ch is None else ch for ch, default in zip(widths, (256, 128))]
+    assert (MODELS["resnet"].default_ch("g", 32), MODELS["resnet"].default_ch("d", 32)) == (
+        256, 128)
+    # G: dense 128 -> 4*4*ch_g; 3 up blocks [BN, conv3x3, BN, conv3x3, 1x1 shortcut];
     # final BN (unconditional, as the authors') and conv3x3 -> 3.
     up_block = bn(ch_g, classes) * 2 + conv(ch_g, ch_g, 3) * 2 + conv(ch_g, ch_g, 1)
     g_count = dense(Z, 4 * 4 * ch_g) + 3 * up_block + bn(ch_g) + conv(ch_g, 3, 3)
@@ -164,10 +170,10 @@ def test_resnet32_parameter_counts(classes):
                + 2 * conv(ch_d, ch_d, 3) + conv(ch_d, ch_d, 1)
                + 2 * 2 * conv(ch_d, ch_d, 3)
                + dense(ch_d, 1, bias=False) + classes * ch_d)
-    g, d = _build("resnet", 32, classes)
+    g, d = _build("resnet", 32, classes, g=dict(ch=widths[0]), ch=widths[1])
     assert _trainable(g) == g_count
     assert _trainable(d) == d_count
-    if classes == 0:  # the commonly quoted 4.3M / 1.0M
+    if classes == 0 and widths == (None, None):  # the commonly quoted 4.3M / 1.0M
         assert (g_count, d_count) == (4276739, 1053824)
 
 
@@ -291,6 +297,28 @@ def test_unsupported_image_size_lists_supported(arch, size, supported):
     for build in (get_generator, get_discriminator):
         with pytest.raises(ValueError, match="supported: %s" % supported):
             build(arch, size)
+
+
+@pytest.mark.parametrize("arch,size", sorted({(arch, size) for arch, size, _ in CONFIGS}))
+def test_no_width_builds_the_registrys_default_width(arch, size):
+    entry = MODELS[arch]
+    for net, build in (("g", get_generator), ("d", get_discriminator)):
+        default, explicit = build(arch, size), build(arch, size, ch=entry.default_ch(net, size))
+        for block in (default, explicit):
+            block.initialize()
+            block(nd.zeros((1, Z)) if net == "g" else nd.zeros((1, 3, size, size)))
+        assert [p.shape for p in default.collect_params().values()] == \
+            [p.shape for p in explicit.collect_params().values()]
+
+
+@pytest.mark.parametrize("arch,ch,message", [("dcgan", 12, "a positive multiple of 8, got 12"),
+                                             ("dcgan64", 0, "a positive multiple of 8, got 0"),
+                                             ("resnet", 0, "an integer >= 1, got 0"),
+                                             ("resnet", 2.0, "an integer >= 1, got 2.0")])
+def test_a_width_the_layout_cannot_take_is_named(arch, ch, message):
+    for build in (get_generator, get_discriminator):
+        with pytest.raises(ValueError, match="%s: ch must be %s" % (arch, message)):
+            build(arch, MODELS[arch].default_size, ch=ch)
 
 
 def test_negative_classes_and_conditional_dcgan64_are_rejected():

@@ -26,13 +26,14 @@ from sngan_gluon.config import TrainConfig
 from sngan_gluon.run_folder import MARKER_FILE, RunFolder, RunFolderError, RunFolderWriteError
 from sngan_gluon.signals import Interrupted
 from sngan_gluon.trainer import GANTrainer
+from tiny_runs import WIDTHS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(**kwargs):
     values = dict(dataset="synthetic", batch_size=8, iterations=6, log_every=100,
-                  sample_every=100, checkpoint_every=100, quiet=True, seed=5, n_dis=2)
+                  sample_every=100, checkpoint_every=100, quiet=True, seed=5, n_dis=2, **WIDTHS)
     values.update(kwargs)
     return TrainConfig(**values)
 

@@ -29,6 +29,7 @@ from sngan_gluon import launcher
 from sngan_gluon.cli import train as train_cli
 from sngan_gluon.config import ConfigError, TrainConfig
 from sngan_gluon.trainer import GANTrainer
+from tiny_runs import WIDTH_FLAGS
 
 MARKER_KEY = "SNGAN_SCALE_TEST_MARKER"
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"),
@@ -329,7 +330,7 @@ def _digests(images):
 
 TRAIN_ARGS = ["--dataset", "synthetic", "--kvstore", "dist_sync", "--batch-size", "8",
               "--iterations", "3", "--checkpoint-every", "2", "--sample-every", "2",
-              "--log-every", "1", "--seed", "1", "--quiet", "--out-dir", "run"]
+              "--log-every", "1", "--seed", "1", "--quiet", "--out-dir", "run"] + WIDTH_FLAGS
 
 
 @needs_proc
@@ -386,7 +387,7 @@ def test_sigterm_to_one_dist_worker_stops_every_worker_and_rank_0_saves(tmp_path
     """Rank 1 alone gets SIGTERM after iteration 2: both stop after it; rank 0 saves it."""
     args = ["--dataset", "synthetic", "--kvstore", "dist_sync", "--batch-size", "8",
             "--iterations", "50", "--checkpoint-every", "100", "--log-every", "100",
-            "--sample-every", "100", "--seed", "1", "--quiet", "--out-dir", "run"]
+            "--sample-every", "100", "--seed", "1", "--quiet", "--out-dir", "run"] + WIDTH_FLAGS
     code, seconds = _run_job(tmp_path, "stop", args, timeout=90, SCALE_SIGNAL_RANK="1",
                              SCALE_SIGNAL_AT="2")
     captured = capfd.readouterr()

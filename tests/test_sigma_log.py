@@ -10,11 +10,12 @@ from sngan_gluon.config import TrainConfig
 from sngan_gluon.nn import SpectralNormMixin
 from sngan_gluon.sigma_log import read_sigmas
 from sngan_gluon.trainer import GANTrainer
+from tiny_runs import WIDTHS
 
 
 def _config(**kwargs):
     values = dict(dataset="synthetic", batch_size=8, iterations=4, log_every=2, sample_every=100,
-                  checkpoint_every=100, quiet=True, seed=5)
+                  checkpoint_every=100, quiet=True, seed=5, **WIDTHS)
     values.update(kwargs)
     return TrainConfig(**values)
 

@@ -18,6 +18,7 @@ from sngan_gluon.data import get_dataset
 from sngan_gluon.sigma_log import read_sigmas
 from sngan_gluon.tensorboard_log import TensorBoard
 from sngan_gluon.trainer import GANTrainer
+from tiny_runs import WIDTHS
 
 
 def read_events(folder):
@@ -54,7 +55,7 @@ def test_run_writes_losses_lr_d_outputs_sigmas_evaluation_and_samples(tmp_path):
     out = str(tmp_path / "run")
     config = TrainConfig(dataset="synthetic", batch_size=8, iterations=2, log_every=1,
                          sample_every=2, checkpoint_every=100, eval_every=2, quiet=True,
-                         tensorboard=True)
+                         tensorboard=True, **WIDTHS)
     trainer = GANTrainer(config, dataset=get_dataset("synthetic", image_size=32))
     trainer.train(out, evaluator=lambda t: dict(is_mean=2.5, is_std=0.25, fid=40.0))
     events = read_events(os.path.join(out, "tensorboard"))

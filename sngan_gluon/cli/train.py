@@ -40,6 +40,18 @@ def _size_defaults():
     return ", ".join("%s %d" % (arch, entry.default_size) for arch, entry in MODELS.items())
 
 
+def _width_defaults(net):
+    """'dcgan 512; resnet 256 at 32, 64 at 48 ...' for --g-ch ('g') or --d-ch ('d')."""
+    parts = []
+    for arch, entry in MODELS.items():
+        widths = ", ".join("%d at %d" % (entry.default_ch(net, size), size) for size in entry.sizes)
+        if len({entry.default_ch(net, size) for size in entry.sizes}) == 1:
+            widths = str(entry.default_ch(net, entry.default_size))
+        parts.append("%s %s%s" % (arch, widths, "" if entry.ch_multiple == 1 else
+                                  ", a multiple of %d" % entry.ch_multiple))
+    return "; ".join(parts)
+
+
 def build_parser(suppress_defaults=False):
     """The argument parser; ``suppress_defaults`` leaves unset flags out of the namespace."""
     settings = "; ".join("%s: %s" % (k, v[0]) for k, v in SETTINGS.items())
@@ -68,6 +80,11 @@ def build_parser(suppress_defaults=False):
     model.add_argument("--arch", choices=tuple(MODELS), default=d(_D.arch),
                        help="dcgan: the paper's standard CNN; resnet: its ResNet; dcgan64: "
                             "the 64x64 pair of MXNet's original SN-GAN example")
+    for net, name in (("g", "generator"), ("d", "discriminator")):
+        model.add_argument("--%s-ch" % net, type=positive_int, default=d(None), metavar="CH",
+                           help="the %s's base width ch, which every layer's width is "
+                                "a multiple or fraction of (default: the architecture's: %s)"
+                                % (name, _width_defaults(net)))
     model.add_argument("--z-dim", type=positive_int, default=d(_D.z_dim),
                        help="dimension of the generator's noise input")
     model.add_argument("--conditional", action="store_true", default=d(False),

@@ -18,7 +18,7 @@ initializers: ``net.initialize()`` gives the authors' initialization.
 """
 from collections import namedtuple
 
-from ._common import Discriminator, Generator
+from ._common import Discriminator, Generator, check_ch
 from . import dcgan, dcgan64, resnet
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .dcgan64 import DCGAN64Discriminator, DCGAN64Generator
@@ -26,24 +26,32 @@ from .resnet import ResNetDiscriminator, ResNetGenerator
 from .initialization import INITS, apply_init
 
 __all__ = ["get_generator", "get_discriminator", "MODELS", "Architecture", "image_size_for",
+           "check_ch",
            "INITS", "apply_init",
            "Generator", "Discriminator",
            "DCGANGenerator", "DCGANDiscriminator", "ResNetGenerator", "ResNetDiscriminator",
            "DCGAN64Generator", "DCGAN64Discriminator"]
 
 #: One registry entry: the two classes, the image sides the pair has a layout
-#: for, and the side used when the user names none.
-Architecture = namedtuple("Architecture", "generator discriminator sizes default_size")
+#: for, the side used when the user names none, the number every base width ``ch``
+#: of the pair must be a multiple of, and ``default_ch(net, image_size)``: the width
+#: the classes take for ``ch=None`` (``net`` 'g': the generator's, 'd': the
+#: discriminator's).
+Architecture = namedtuple("Architecture",
+                          "generator discriminator sizes default_size ch_multiple default_ch")
 
 #: arch -> Architecture; the command line builds its ``--arch`` choices from it.
 #: The sizes are read from each family's own layout table, which its classes check.
 MODELS = {
     "dcgan": Architecture(DCGANGenerator, DCGANDiscriminator,
-                          sizes=tuple(sorted(dcgan.BOTTOM_WIDTH)), default_size=32),
+                          sizes=tuple(sorted(dcgan.BOTTOM_WIDTH)), default_size=32,
+                          ch_multiple=dcgan.CH_MULTIPLE, default_ch=dcgan.default_ch),
     "resnet": Architecture(ResNetGenerator, ResNetDiscriminator,
-                           sizes=tuple(sorted(resnet.GENERATOR_LAYOUTS)), default_size=32),
+                           sizes=tuple(sorted(resnet.GENERATOR_LAYOUTS)), default_size=32,
+                           ch_multiple=resnet.CH_MULTIPLE, default_ch=resnet.default_ch),
     "dcgan64": Architecture(DCGAN64Generator, DCGAN64Discriminator,
-                            sizes=tuple(dcgan64.SUPPORTED_SIZES), default_size=64),
+                            sizes=tuple(dcgan64.SUPPORTED_SIZES), default_size=64,
+                            ch_multiple=dcgan64.CH_MULTIPLE, default_ch=dcgan64.default_ch),
 }
 
 

@@ -139,6 +139,14 @@ def check_momentum(arch, momentum):
         raise ValueError("%s: momentum must be in [0, 1), got %r" % (arch, momentum))
 
 
+def check_ch(arch, ch, multiple):
+    """A base width ``ch``: an integer >= ``multiple`` that ``multiple`` divides (the
+    narrowest layer of ``arch`` has ``ch / multiple`` channels)."""
+    if isinstance(ch, bool) or not isinstance(ch, int) or ch < multiple or ch % multiple:
+        what = "an integer >= 1" if multiple == 1 else "a positive multiple of %d" % multiple
+        raise ValueError("%s: ch must be %s, got %r" % (arch, what, ch))
+
+
 def check_image_size(arch, image_size, supported):
     if image_size not in supported:
         raise ValueError("%s: no layout for image_size=%r; supported: %s"

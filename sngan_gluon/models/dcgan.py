@@ -31,13 +31,22 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from ..nn.conditional import ConditionalBatchNorm
-from ._common import (Discriminator, Generator, ProjectionOutput, check_common, check_image_size,
-                      check_momentum, discriminator_layers, glorot_uniform)
+from ._common import (Discriminator, Generator, ProjectionOutput, check_ch, check_common,
+                      check_image_size, check_momentum, discriminator_layers, glorot_uniform)
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator"]
 
 #: image_size -> M, the spatial size at the bottom of both networks
 BOTTOM_WIDTH = {32: 4, 48: 6}
+
+#: The paper's ``ch`` of both networks; any width ``ch`` must be a multiple of CH_MULTIPLE
+#: (the narrowest layers have ``ch / 8`` channels).
+DEFAULT_CH, CH_MULTIPLE = 512, 8
+
+
+def default_ch(net, image_size):
+    """The paper's ``ch`` of the generator (``net`` 'g') or discriminator ('d')."""
+    return DEFAULT_CH
 
 
 def _init():
@@ -48,11 +57,6 @@ def _batch_norm(num_features, num_classes, momentum):
     if num_classes > 0:
         return ConditionalBatchNorm(num_features, num_classes, momentum=momentum)
     return nn.BatchNorm(momentum=momentum, in_channels=num_features)
-
-
-def _check_ch(arch, ch):
-    if isinstance(ch, bool) or not isinstance(ch, int) or ch < 8 or ch % 8:
-        raise ValueError("%s: ch must be a positive multiple of 8, got %r" % (arch, ch))
 
 
 class _UpBlock(HybridBlock):
@@ -98,8 +102,8 @@ class DCGANGenerator(Generator):
         0 for an unconditional generator.
     channels : int
         Output image channels (3: RGB, 1: grayscale).
-    ch : int
-        Width at the bottom (paper: 512); a multiple of 8.
+    ch : int or None
+        Width at the bottom, a multiple of 8; None: the paper's 512.
     momentum : float
         Momentum of every BatchNorm's running statistics, as Gluon's
         ``nn.BatchNorm`` (the weight of the old value). MXNet updates them in
@@ -120,11 +124,12 @@ class DCGANGenerator(Generator):
     images : (N, channels, image_size, image_size) in [-1, 1].
     """
 
-    def __init__(self, image_size=32, z_dim=128, num_classes=0, channels=3, ch=512,
+    def __init__(self, image_size=32, z_dim=128, num_classes=0, channels=3, ch=None,
                  momentum=0.9, **kwargs):
         check_common("dcgan", num_classes, channels)
         check_image_size("dcgan", image_size, BOTTOM_WIDTH)
-        _check_ch("dcgan", ch)
+        ch = default_ch("g", image_size) if ch is None else ch
+        check_ch("dcgan", ch, CH_MULTIPLE)
         check_momentum("dcgan", momentum)
         super().__init__(**kwargs)
         self.image_size, self.z_dim, self.num_classes, self.channels = (
@@ -167,8 +172,8 @@ class DCGANDiscriminator(Discriminator):
         0 for an unconditional discriminator.
     channels : int
         Input image channels.
-    ch : int
-        Width of the last convolution (paper: 512); a multiple of 8.
+    ch : int or None
+        Width of the last convolution, a multiple of 8; None: the paper's 512.
     sn : bool
         Spectrally normalized layers (``SNConv2D``, ``SNDense``, ``SNEmbedding``)
         when True, Gluon's plain ones when False.
@@ -187,11 +192,12 @@ class DCGANDiscriminator(Discriminator):
     logits : (N,).
     """
 
-    def __init__(self, image_size=32, num_classes=0, channels=3, ch=512, sn=True,
+    def __init__(self, image_size=32, num_classes=0, channels=3, ch=None, sn=True,
                  power_iterations=1, slope=0.1, **kwargs):
         check_common("dcgan", num_classes, channels)
         check_image_size("dcgan", image_size, BOTTOM_WIDTH)
-        _check_ch("dcgan", ch)
+        ch = default_ch("d", image_size) if ch is None else ch
+        check_ch("dcgan", ch, CH_MULTIPLE)
         super().__init__(**kwargs)
         self.image_size, self.num_classes, self.channels = image_size, num_classes, channels
         layers = discriminator_layers(sn, power_iterations)

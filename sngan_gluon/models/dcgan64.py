@@ -9,12 +9,20 @@ initialization (``train.py``: ``mx.init.Xavier()``, i.e. GlorotUniform with gain
 import mxnet as mx
 from mxnet.gluon import nn
 
-from ._common import (Discriminator, Generator, check_common, check_image_size, check_momentum,
-                      discriminator_layers)
+from ._common import (Discriminator, Generator, check_ch, check_common, check_image_size,
+                      check_momentum, discriminator_layers)
 
 __all__ = ["DCGAN64Generator", "DCGAN64Discriminator"]
 
 SUPPORTED_SIZES = (64,)
+
+#: The example's ``ch`` of both networks; any width must be a multiple of CH_MULTIPLE.
+DEFAULT_CH, CH_MULTIPLE = 512, 8
+
+
+def default_ch(net, image_size):
+    """The example's ``ch`` of the generator (``net`` 'g') or discriminator ('d')."""
+    return DEFAULT_CH
 
 
 def _check(image_size, num_classes, channels, ch):
@@ -23,8 +31,7 @@ def _check(image_size, num_classes, channels, ch):
     if num_classes != 0:
         raise ValueError("dcgan64 has no conditional variant; supported num_classes: 0 "
                          "(conditional models: dcgan, resnet)")
-    if isinstance(ch, bool) or not isinstance(ch, int) or ch < 8 or ch % 8:
-        raise ValueError("dcgan64: ch must be a positive multiple of 8, got %r" % (ch,))
+    check_ch("dcgan64", ch, CH_MULTIPLE)
 
 
 class DCGAN64Generator(Generator):
@@ -32,15 +39,16 @@ class DCGAN64Generator(Generator):
 
     ch 4x4/1 pad 0 (1 -> 4), then ch/2, ch/4, ch/8 4x4/2 pad 1 (4 -> 32), each
     followed by BatchNorm and LeakyReLU(0.2); then ``channels`` 4x4/2 pad 1
-    (32 -> 64) and tanh. ``ch = 512`` as in the example. ``momentum``: that of every
+    (32 -> 64) and tanh. ``ch = 512`` as in the example (None: 512). ``momentum``: that of every
     BatchNorm's running statistics (Gluon's meaning, as ``nn.BatchNorm``).
 
     Inputs: ``z`` (N, z_dim) float32.
     Outputs: (N, channels, 64, 64) in [-1, 1].
     """
 
-    def __init__(self, image_size=64, z_dim=128, num_classes=0, channels=3, ch=512,
+    def __init__(self, image_size=64, z_dim=128, num_classes=0, channels=3, ch=None,
                  momentum=0.9, **kwargs):
+        ch = default_ch("g", image_size) if ch is None else ch
         _check(image_size, num_classes, channels, ch)
         check_momentum("dcgan64", momentum)
         super().__init__(**kwargs)
@@ -74,8 +82,9 @@ class DCGAN64Discriminator(Discriminator):
     Outputs: logits (N,).
     """
 
-    def __init__(self, image_size=64, num_classes=0, channels=3, ch=512, sn=True,
+    def __init__(self, image_size=64, num_classes=0, channels=3, ch=None, sn=True,
                  power_iterations=1, **kwargs):
+        ch = default_ch("d", image_size) if ch is None else ch
         _check(image_size, num_classes, channels, ch)
         super().__init__(**kwargs)
         self.image_size, self.num_classes, self.channels = image_size, num_classes, channels

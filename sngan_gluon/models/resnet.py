@@ -23,8 +23,9 @@ beta = 0``.
 from mxnet.gluon import HybridBlock, nn
 
 from ..nn.conditional import ConditionalBatchNorm
-from ._common import (RESIDUAL_GAIN, Discriminator, Generator, ProjectionOutput, check_common,
-                      check_image_size, check_momentum, discriminator_layers, glorot_uniform)
+from ._common import (RESIDUAL_GAIN, Discriminator, Generator, ProjectionOutput, check_ch,
+                      check_common, check_image_size, check_momentum, discriminator_layers,
+                      glorot_uniform)
 
 __all__ = ["ResNetGenerator", "ResNetDiscriminator", "GeneratorBlock", "DiscriminatorBlock",
            "OptimizedDiscriminatorBlock"]
@@ -45,9 +46,14 @@ DISCRIMINATOR_LAYOUTS = {
 }
 
 
-def _check_ch(arch, ch):
-    if isinstance(ch, bool) or not isinstance(ch, int) or ch < 1:
-        raise ValueError("%s: ch must be an integer >= 1, got %r" % (arch, ch))
+#: Any width ``ch`` is a whole number of channels (the layouts' widths are multiples of it).
+CH_MULTIPLE = 1
+
+
+def default_ch(net, image_size):
+    """The layout's ``ch`` of the generator (``net`` 'g') or discriminator ('d') at
+    ``image_size``."""
+    return GENERATOR_LAYOUTS[image_size][1] if net == "g" else DISCRIMINATOR_LAYOUTS[image_size][0]
 
 
 def _upsample(F, x):
@@ -199,9 +205,9 @@ class ResNetGenerator(Generator):
         check_common("resnet", num_classes, channels)
         check_image_size("resnet", image_size, GENERATOR_LAYOUTS)
         check_momentum("resnet", momentum)
-        bottom, default_ch, multipliers = GENERATOR_LAYOUTS[image_size]
-        ch = default_ch if ch is None else ch
-        _check_ch("resnet", ch)
+        bottom, _, multipliers = GENERATOR_LAYOUTS[image_size]
+        ch = default_ch("g", image_size) if ch is None else ch
+        check_ch("resnet", ch, CH_MULTIPLE)
         super().__init__(**kwargs)
         self.image_size, self.z_dim, self.num_classes, self.channels = (
             image_size, z_dim, num_classes, channels)
@@ -261,9 +267,9 @@ class ResNetDiscriminator(Discriminator):
                  power_iterations=1, **kwargs):
         check_common("resnet", num_classes, channels)
         check_image_size("resnet", image_size, DISCRIMINATOR_LAYOUTS)
-        default_ch, multipliers, downsample, dense_bias = DISCRIMINATOR_LAYOUTS[image_size]
-        ch = default_ch if ch is None else ch
-        _check_ch("resnet", ch)
+        _, multipliers, downsample, dense_bias = DISCRIMINATOR_LAYOUTS[image_size]
+        ch = default_ch("d", image_size) if ch is None else ch
+        check_ch("resnet", ch, CH_MULTIPLE)
         super().__init__(**kwargs)
         self.image_size, self.num_classes, self.channels = image_size, num_classes, channels
         layers = discriminator_layers(sn, power_iterations)
