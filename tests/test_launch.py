@@ -20,6 +20,7 @@ import pytest
 
 from sngan_gluon import launcher, supervise
 from sngan_gluon.cli import EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_USER_ERROR
+from sngan_gluon.cli import launch as launch_cli
 from sngan_gluon._threads import usable_cores
 from tiny_runs import WIDTH_FLAGS
 
@@ -318,21 +319,35 @@ def test_ctrl_c_on_the_cli_stops_every_process(tmp_path):
     (["-n", "1", "--timeout", "nan", "--", "python", "t.py"], "must be a finite number"),
     (["-n", "1", "--", "/nonexistent/python", "t.py"], "cannot start"),
 ])
-def test_cli_bad_input_exits_2_with_one_line(args, message):
-    result = _run_cli(args)
-    assert result.returncode == EXIT_USER_ERROR
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.stderr
+def test_cli_bad_input_exits_2_with_one_line(args, message, capsys):
+    try:
+        code = launch_cli.main(args)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
 
 
-def test_cli_prints_ssh_commands_by_default_with_hosts(tmp_path):
+def test_python_m_launch_reports_bad_input_in_one_line():
+    """The module entry point returns main's exit code (the cases above, in a process)."""
+    for args, message in ((["-n", "0", "--", "python", "t.py"], "at least 1"),
+                          (["-n", "two", "--", "python", "t.py"], "invalid int")):
+        result = _run_cli(args)
+        assert result.returncode == EXIT_USER_ERROR
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_prints_ssh_commands_by_default_with_hosts(tmp_path, capsys):
     hosts_file = tmp_path / "hosts.txt"
     hosts_file.write_text("node-a\nnode-b\n")
-    result = _run_cli(["-n", "2", "-s", "1", "--hosts", str(hosts_file), "--",
-                       "python", "train.py", "--kvstore", "dist_sync"])
-    assert result.returncode == 0, result.stderr
-    lines = [l for l in result.stdout.splitlines() if not l.startswith("#")]
+    code = launch_cli.main(["-n", "2", "-s", "1", "--hosts", str(hosts_file), "--",
+                            "python", "train.py", "--kvstore", "dist_sync"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [l for l in out.splitlines() if not l.startswith("#")]
     assert len(lines) == 4 and all(l.startswith("ssh node-") for l in lines)
     assert sum("DMLC_ROLE=worker" in l for l in lines) == 2
 

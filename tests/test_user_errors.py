@@ -31,6 +31,7 @@ from sngan_gluon.supervise import StartError
 from sngan_gluon.trainer import GANTrainer
 from test_generate_evaluate import StandInExtractor
 import torch_reference
+from tiny_runs import WIDTHS
 
 NEEDS_ONNX = pytest.mark.skipif(not all(importlib.util.find_spec(name)
                                          for name in ("onnx", "onnxruntime")),
@@ -47,7 +48,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     config = TrainConfig(dataset="synthetic", data_path=str(out / "data"), batch_size=4,
                          iterations=2, log_every=2, checkpoint_every=2, sample_every=2,
-                         quiet=True, conditional=True)
+                         quiet=True, conditional=True, **WIDTHS)
     GANTrainer(config, dataset=get_dataset("synthetic", image_size=32)).train(str(out / "run"))
     return str(out / "run")
 
