@@ -385,8 +385,8 @@ def test_sigterm_to_the_launcher_saves_at_the_stop_iteration_and_resume_goes_on(
     job = subprocess.Popen(launch_cmd + train + [
         "--dataset", "synthetic", "--batch-size", "8", "--iterations", "100000",
         "--checkpoint-every", "100000", "--log-every", "1", "--sample-every", "100000",
-        "--seed", "3", "--out-dir", run] + WIDTH_FLAGS, cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        "--seed", "3", "--out-dir", run] + WIDTH_FLAGS, cwd=str(tmp_path), env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while len(_log_iterations(os.path.join(run, "log.csv"))) < 2:

@@ -39,8 +39,8 @@ class DCGAN64Generator(Generator):
 
     ch 4x4/1 pad 0 (1 -> 4), then ch/2, ch/4, ch/8 4x4/2 pad 1 (4 -> 32), each
     followed by BatchNorm and LeakyReLU(0.2); then ``channels`` 4x4/2 pad 1
-    (32 -> 64) and tanh. ``ch = 512`` as in the example (None: 512). ``momentum``: that of every
-    BatchNorm's running statistics (Gluon's meaning, as ``nn.BatchNorm``).
+    (32 -> 64) and tanh. ``ch = 512`` as in the example (None: 512). ``momentum``: that
+    of every BatchNorm's running statistics (Gluon's meaning, as ``nn.BatchNorm``).
 
     Inputs: ``z`` (N, z_dim) float32.
     Outputs: (N, channels, 64, 64) in [-1, 1].
