@@ -3,8 +3,9 @@
 The bash blocks of README.md are parsed line by line; each ``&&``-joined part that runs
 ``train.py`` or ``sngan_gluon.generate`` offline on the CPU is run in a temporary folder
 (so ``runs/...`` lands there), in README order, with ``--iterations`` set to 2, batches of
-8 and every writing interval to 1. Parts that need the network or a GPU (CIFAR-10, ``--use-gpu``,
-``--gpus``, the launcher, ``pip``, Inception weights) are left out.
+8, every writing interval to 1 and the tests' narrow widths (``tiny_runs.WIDTH_FLAGS``).
+Parts that need the network or a GPU (CIFAR-10, ``--use-gpu``, ``--gpus``, the launcher,
+``pip``, Inception weights) are left out.
 """
 import os
 import re
@@ -15,6 +16,8 @@ import sys
 import numpy as np
 import pytest
 
+from tiny_runs import WIDTH_FLAGS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 TEST_COMMAND = ('python3 -m venv .venv && . .venv/bin/activate && pip install ".[cpu,test]" '
@@ -24,7 +27,7 @@ NEEDS_NETWORK_OR_GPU = ("--use-gpu", "--gpus", "--sync-bn", "--kvstore", "--feat
 # Flags whose value is shrunk for the test, and flags that do not change what is computed
 # (so two README lines that differ only in them are run once).
 SHRUNK = {"--iterations": "2", "--batch-size": "8", "--sample-every": "1", "--log-every": "1",
-          "--checkpoint-every": "2"}
+          "--checkpoint-every": "2", **dict(zip(WIDTH_FLAGS[::2], WIDTH_FLAGS[1::2]))}
 IGNORED_FOR_DEDUP = set(SHRUNK) | {"--out-dir"}
 
 
@@ -73,8 +76,8 @@ def runnable(tokens, trained):
 
 
 def shrunk(tokens):
-    """``tokens`` with 2 iterations of batches of 8 and every writing interval 1, run by this
-    interpreter."""
+    """``tokens`` with 2 iterations of batches of 8, every writing interval 1 and narrow
+    networks, run by this interpreter."""
     out = [sys.executable] + tokens[1:]
     if out[1] == "train.py":
         out[1] = os.path.join(ROOT, "train.py")
