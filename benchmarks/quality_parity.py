@@ -208,8 +208,9 @@ def run_one(impl, seed, args, train):
                                         options))
         if os.path.isfile(checkpoint):
             os.remove(checkpoint)
-    print("%s seed %d: %d iterations in %.1f min" % (impl + suffix, seed, args.iterations,
-                                                     (time.time() - start) / 60), flush=True)
+    # a resumed run reports only the iterations this process trained
+    print("%s seed %d: trained to %d iterations and sampled, %.1f min in this process"
+          % (impl + suffix, seed, args.iterations, (time.time() - start) / 60), flush=True)
 
 
 def judge_folder(out_dir, judges):

@@ -283,8 +283,8 @@ def test_quality_parity_trains_and_judges_every_implementation_under_both_judges
     # a second start trains nothing: every run is finished
     again = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=600)
-    assert again.returncode == 0 and " iterations in " not in again.stdout
-    assert result.stdout.count(" iterations in ") == 3
+    assert again.returncode == 0 and " min in this process" not in again.stdout
+    assert result.stdout.count(" min in this process") == 3
 
 
 @pytest.mark.slow
