@@ -208,7 +208,7 @@ def run_one(impl, seed, args, train):
                                         options))
         if os.path.isfile(checkpoint):
             os.remove(checkpoint)
-    # a resumed run reports only the iterations this process trained
+    # the minutes are this process's: a resumed run's earlier iterations are not in them
     print("%s seed %d: trained to %d iterations and sampled, %.1f min in this process"
           % (impl + suffix, seed, args.iterations, (time.time() - start) / 60), flush=True)
 
