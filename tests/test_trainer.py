@@ -436,3 +436,27 @@ def test_init_and_g_bn_momentum_reach_the_networks(dataset):
         _config(g_bn_momentum=1.0).validate()
     with pytest.raises(ConfigError, match="choose from arch, pytorch"):
         _config(init="kaiming").validate()
+
+
+@pytest.mark.parametrize("n_dis", [1, 2])
+def test_g_bn_momentum_moves_only_g_running_statistics(dataset, tmp_path, n_dis):
+    """Training normalizes G's batches by their own statistics, so --g-bn-momentum
+    changes what sampling uses (G's running statistics, and the EMA copy's) and
+    not one bit of any trained weight of G or D."""
+    runs = {}
+    for momentum in (0.9, 0.81):
+        trainer = GANTrainer(_config(g_bn_momentum=momentum, n_dis=n_dis, ema=0.9),
+                             dataset=dataset)
+        trainer.train(str(tmp_path / str(momentum)), progress=False)
+        runs[momentum] = {
+            net + name: p.data().asnumpy()
+            for net, block in (("G.", trainer.G), ("D.", trainer.D), ("E.", trainer.G_ema))
+            for name, p in block._collect_params_with_prefix().items()}
+    fast, slow = runs[0.81], runs[0.9]
+    running = [k for k in fast if k.endswith(("running_mean", "running_var"))]
+    assert running and all(k.startswith(("G.", "E.")) for k in running)
+    for key in fast:
+        if key in running:
+            assert not np.array_equal(fast[key], slow[key]), key
+        else:
+            np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
