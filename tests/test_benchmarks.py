@@ -227,6 +227,25 @@ def test_reference_bn_stats_g_step_leaves_running_statistics_to_the_g_step():
     assert (var["g_step"] > var["both"]).all()
 
 
+def test_reference_bn_momentum_moves_only_g_running_statistics():
+    """The replica's counterpart of the package's momentum test: in training G normalizes
+    each batch by its own statistics, so PyTorch momenta 0.1 and 0.19 (Gluon's 0.9 and
+    0.81) train the same weights, for both networks, and differ in G's running ones."""
+    torch = pytest.importorskip("torch")
+    ref = import_benchmark("reference_torch")
+    images = np.random.RandomState(0).randint(0, 256, (32, 16, 16, 3)).astype(np.uint8)
+    runs = [ref.train(images, 4, batch_size=8, init="normal", bn_stats="g_step",
+                      bn_momentum=m, log_every=0).state_dict() for m in (0.1, 0.19)]
+    assert runs[0].keys() == runs[1].keys()
+    running = [name for name in runs[0] if "running_" in name]
+    assert running
+    for name in runs[0]:
+        if name in running:
+            assert not torch.equal(runs[0][name], runs[1][name]), name
+        else:
+            assert torch.equal(runs[0][name], runs[1][name]), name
+
+
 def test_reference_torch_stopped_and_resumed_ends_as_the_run_that_was_not_stopped(tmp_path):
     """A checkpoint carries networks, optimizers, noise and the data's epoch order: the
     resumed run (stopped within an epoch or at its end, 3 batches an epoch) is bit for bit
