@@ -53,7 +53,8 @@ So the fifteen runs are trained in parts and judged as one table;
 One-factor swaps get a ``--tag``: ``--set KEY=VALUE`` overrides a field of
 the package's ``TrainConfig``, ``--torch KEY=VALUE`` an argument of
 ``reference_torch.train`` (``init=normal``, ``u_warmup=0``, ``bn0=unit``),
-and the files go to ``OUT/<impl>-<tag>/``.
+and each row's files go to ``OUT/<row>-<tag>/`` (``package-ema-m081``), which the
+table shows after the untagged rows, labelled ``[<tag>]``.
 """
 import argparse
 import glob
@@ -268,7 +269,7 @@ def merge_report(table, report, about, iterations):
 
 
 #: row name (:data:`VARIANTS`, :data:`IMPLS`) -> what the table calls it; a tagged row
-#: (``package-m081``) keeps its name
+#: (``package-ema-m081``) is its row's label with the tag (:func:`label`)
 LABELS = {"package": "package (what `generate` draws)",
           "package-batch": "package, batch statistics",
           "package-standing": "package, standing statistics",
@@ -280,10 +281,32 @@ LABELS = {"package": "package (what `generate` draws)",
 SEEDS_NEEDED = 5
 
 
+def _split(name):
+    """``package-ema-m081`` -> (``package-ema``, ``m081``): the row of :data:`LABELS` and
+    the ``--tag``; a row of :data:`LABELS` has the tag ``""``, any other (None, name)."""
+    if name in LABELS:
+        return name, ""
+    bases = [base for base in LABELS if name.startswith(base + "-")]
+    if not bases:
+        return None, name
+    base = max(bases, key=len)
+    return base, name[len(base) + 1:]
+
+
+def label(name):
+    """What the table calls row ``name``: ``package, EMA generator [m081]``."""
+    base, tag = _split(name)
+    if base is None:
+        return name
+    return LABELS[base] + (" [%s]" % tag if tag else "")
+
+
 def _ordered(table):
-    """``table``'s rows in :data:`LABELS`' order, then any other row by name."""
-    return sorted(table, key=lambda name: (list(LABELS).index(name) if name in LABELS
-                                           else len(LABELS), name))
+    """``table``'s rows: untagged ones first, then each tag's; in :data:`LABELS`' order."""
+    def key(name):
+        base, tag = _split(name)
+        return tag, list(LABELS).index(base) if base else len(LABELS), name
+    return sorted(table, key=key)
 
 
 def format_table(table, judges):
@@ -296,7 +319,7 @@ def format_table(table, judges):
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for name in _ordered(table):
         rows = sorted(table[name], key=lambda row: row[0])
-        line = "| %s | %s | " % (LABELS.get(name, name), ", ".join(str(s) for s, _ in rows))
+        line = "| %s | %s | " % (label(name), ", ".join(str(s) for s, _ in rows))
         for judge in judges:
             fids = [figures[judge]["fid"] for _, figures in rows]
             line += "%s | %.2f | %.2f | " % (", ".join("%.2f" % f for f in fids),
@@ -310,7 +333,7 @@ def format_table(table, judges):
 
 def _short(name):
     """``package``, ``reference A``: a row's label without its explanation."""
-    return LABELS.get(name, name).split(" (")[0]
+    return label(name).split(" (")[0]
 
 
 def verdict(table, judges, package="package", references=REFERENCES):

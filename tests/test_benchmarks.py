@@ -416,12 +416,17 @@ def test_quality_parity_decides_only_on_five_seeds_a_row_under_each_judge():
         "judge 1: package median 45.00 is worse than reference B 44.00")
     del table["torch"][4]
     assert q.verdict(table, ["cnn", "mlp"])[1] == "judge 2: undecided (reference A 4 of 5 seeds)"
-    # tagged rows keep their folder's name, after the named ones
-    table["package-m081"] = rows([1], [2])
+    # a tagged row is its row with the tag, after the untagged ones and in their order;
+    # a row of no known name keeps it
+    for name in ("package-ema-m081", "package-m081", "torch-nobn0-x", "other"):
+        table[name] = rows([1], [2])
     names = [line.split(" | ")[0] for line in q.format_table(table, ["cnn"]).splitlines()[2:]]
     assert names == ["| package (what `generate` draws)",
                      "| reference A (BatchNorm after the dense layer)",
-                     "| reference B (no BatchNorm after the dense layer)", "| package-m081"]
+                     "| reference B (no BatchNorm after the dense layer)",
+                     "| package (what `generate` draws) [m081]",
+                     "| package, EMA generator [m081]", "| other",
+                     "| reference B (no BatchNorm after the dense layer) [x]"]
 
 
 def test_the_five_seed_table_in_the_docs_is_the_stored_reports():
