@@ -54,7 +54,11 @@ One-factor swaps get a ``--tag``: ``--set KEY=VALUE`` overrides a field of
 the package's ``TrainConfig``, ``--torch KEY=VALUE`` an argument of
 ``reference_torch.train`` (``init=normal``, ``u_warmup=0``, ``bn0=unit``),
 and each row's files go to ``OUT/<row>-<tag>/`` (``package-ema-m081``), which the
-table shows after the untagged rows, labelled ``[<tag>]``.
+table shows after the untagged rows, labelled ``[<tag>]``. ``--compare TAG`` then
+prints each tagged row against its untagged row, seed by seed (:func:`compare`):
+
+    python benchmarks/quality_parity.py --out-dir EMPTY --table-only \
+        --merge benchmarks/results/parity.json --compare m081
 """
 import argparse
 import glob
@@ -360,6 +364,31 @@ def verdict(table, judges, package="package", references=REFERENCES):
     return lines
 
 
+def compare(table, tag, judges):
+    """One line per row of :data:`LABELS` that has a ``-<tag>`` twin in ``table``: per
+    judge (``judges``, names in order), the tagged run's FID against the untagged one's,
+    seed by seed, as a relative change; or, where every figure of every shared seed is
+    the same (to :data:`FLOOR_TOLERANCE`), that the two rows judged the same samples."""
+    lines = []
+    for base in LABELS:
+        tagged, plain = dict(table.get(base + "-" + tag, [])), dict(table.get(base, []))
+        seeds = sorted(set(tagged) & set(plain))
+        if not seeds:
+            continue
+        head = "%s: seeds %s" % (label(base + "-" + tag), ", ".join(map(str, seeds)))
+        if all(_same_figures(tagged[s], plain[s]) for s in seeds):
+            lines.append(head + ": the untagged row's figures, every seed and judge")
+            continue
+        parts = []
+        for number, judge in enumerate(judges, 1):
+            new, old = ([rows[s][judge]["fid"] for s in seeds] for rows in (tagged, plain))
+            parts.append("judge %d %s (median %.2f against %.2f)" % (
+                number, ", ".join("%+.1f%%" % (100 * (a / b - 1)) for a, b in zip(new, old)),
+                np.median(new), np.median(old)))
+        lines.append(head + ": " + "; ".join(parts))
+    return lines
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default="runs/parity")
@@ -379,6 +408,8 @@ def build_parser():
     parser.add_argument("--standing-batches", type=int, default=STANDING_BATCHES,
                         help="batches of 64 noise vectors that standing statistics average "
                              "(fewer only for smoke tests)")
+    parser.add_argument("--compare", metavar="TAG",
+                        help="after the table, each row tagged TAG against its untagged row")
     parser.add_argument("--judges", default=JUDGES,
                         help="the folder of the stored judges (default: the project's)")
     return parser
@@ -401,6 +432,9 @@ def main(argv=None):
               "%(floor).2f" % about[name])
     print("\n" + format_table(table, list(judges)) + "\n")
     print("\n".join(verdict(table, list(judges))))
+    if args.compare:
+        print("\n[%s] against the untagged rows (FID, tagged against untagged):" % args.compare)
+        print("\n".join(compare(table, args.compare, list(judges))))
     report = {"iterations": args.iterations, "judges": about,
               "runs": {impl: {str(seed): figures for seed, figures in rows}
                        for impl, rows in table.items()}}

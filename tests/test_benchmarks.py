@@ -429,6 +429,44 @@ def test_quality_parity_decides_only_on_five_seeds_a_row_under_each_judge():
                      "| reference B (no BatchNorm after the dense layer) [x]"]
 
 
+def test_quality_parity_compares_a_tagged_row_with_its_untagged_row_seed_by_seed():
+    q = import_benchmark("quality_parity")
+
+    def rows(fids):
+        return [(seed, {"cnn": {"fid": a}, "mlp": {"fid": b}}) for seed, (a, b) in fids.items()]
+    table = {"package": rows({0: (50, 10), 1: (40, 20), 2: (45, 12)}),
+             "package-m": rows({0: (45, 11), 1: (40, 19)}),  # seed 2 not trained yet
+             "package-batch": rows({0: (48, 9), 1: (41, 21)}),
+             "package-batch-m": rows({0: (48, 9), 1: (41, 21.000001)}),  # the same samples
+             "package-ema": rows({0: (30, 8)}), "torch-m": rows({0: (1, 1)})}
+    assert q.compare(table, "m", ["cnn", "mlp"]) == [
+        "package (what `generate` draws) [m]: seeds 0, 1: judge 1 -10.0%, +0.0% "
+        "(median 42.50 against 45.00); judge 2 +10.0%, -5.0% (median 15.00 against 15.00)",
+        "package, batch statistics [m]: seeds 0, 1: the untagged row's figures, every seed "
+        "and judge"]
+    table["package-batch-m"][1][1]["mlp"]["fid"] = 21.01  # other samples: 0.05% apart
+    assert q.compare(table, "m", ["mlp"])[1] == (
+        "package, batch statistics [m]: seeds 0, 1: judge 1 +0.0%, +0.0% "
+        "(median 15.01 against 15.00)")
+
+
+def test_the_stored_momentum_row_judged_the_package_runs_samples_where_they_ignore_the_statistics():
+    """``--g-bn-momentum`` trains the same weights (the two momentum tests above), so in
+    the stored report the ``[m081]`` runs' samples that do not read G's running
+    statistics (batch, standing; the EMA generator's standing) score as the package's,
+    and the two that read them do not."""
+    q = import_benchmark("quality_parity")
+    with open(os.path.join(ROOT, "benchmarks", "results", "parity.json")) as f:
+        report = json.load(f)
+    table = {}
+    q.merge_report(table, report, report["judges"], report["iterations"])
+    lines = q.compare(table, "m081", list(report["judges"]))
+    assert len(lines) == len(q.VARIANTS)
+    for name, line in zip(q.VARIANTS, lines):
+        same = q.VARIANTS[name][1] != "running"
+        assert line.endswith("the untagged row's figures, every seed and judge") == same, line
+
+
 def test_the_five_seed_table_in_the_docs_is_the_stored_reports():
     """docs/results.md shows what ``--table-only --merge benchmarks/results/parity.json``
     prints of the stored report, figure for figure."""
