@@ -429,6 +429,15 @@ def test_quality_parity_decides_only_on_five_seeds_a_row_under_each_judge():
                      "| reference B (no BatchNorm after the dense layer) [x]"]
 
 
+def _stored_parity(q):
+    """``benchmarks/results/parity.json`` and its rows as ``quality_parity``'s table."""
+    with open(os.path.join(ROOT, "benchmarks", "results", "parity.json")) as f:
+        report = json.load(f)
+    table = {}
+    q.merge_report(table, report, report["judges"], report["iterations"])
+    return report, table
+
+
 def test_quality_parity_compares_a_tagged_row_with_its_untagged_row_seed_by_seed():
     q = import_benchmark("quality_parity")
 
@@ -451,15 +460,13 @@ def test_quality_parity_compares_a_tagged_row_with_its_untagged_row_seed_by_seed
 
 
 def test_the_stored_momentum_row_judged_the_package_runs_samples_where_they_ignore_the_statistics():
-    """``--g-bn-momentum`` trains the same weights (the two momentum tests above), so in
+    """``--g-bn-momentum`` trains the same weights (``test_trainer.py``'s
+    ``test_g_bn_momentum_moves_only_g_running_statistics``), so in
     the stored report the ``[m081]`` runs' samples that do not read G's running
     statistics (batch, standing; the EMA generator's standing) score as the package's,
     and the two that read them do not."""
     q = import_benchmark("quality_parity")
-    with open(os.path.join(ROOT, "benchmarks", "results", "parity.json")) as f:
-        report = json.load(f)
-    table = {}
-    q.merge_report(table, report, report["judges"], report["iterations"])
+    report, table = _stored_parity(q)
     lines = q.compare(table, "m081", list(report["judges"]))
     assert len(lines) == len(q.VARIANTS)
     for name, line in zip(q.VARIANTS, lines):
@@ -471,10 +478,7 @@ def test_the_five_seed_table_in_the_docs_is_the_stored_reports():
     """docs/results.md shows what ``--table-only --merge benchmarks/results/parity.json``
     prints of the stored report, figure for figure."""
     q = import_benchmark("quality_parity")
-    with open(os.path.join(ROOT, "benchmarks", "results", "parity.json")) as f:
-        report = json.load(f)
-    table = {}
-    q.merge_report(table, report, report["judges"], report["iterations"])
+    report, table = _stored_parity(q)
     with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
         assert q.format_table(table, list(report["judges"])) + "\n\n" in f.read()
 
